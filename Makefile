@@ -1,0 +1,63 @@
+# partlink: the front door.  `make demo` and `make test` build whatever is
+# missing first; each step below is incremental.
+
+BUILD      := $(CURDIR)/build
+MESON_DIR  := $(BUILD)/meson
+QEMU_BIN   := $(BUILD)/qemu/qemu-system-x86_64
+PARTLINK   := $(BUILD)/bin/partlink
+PYTHON     := /usr/bin/python3
+PYTEST_ARGS ?=
+
+.PHONY: all deps qemu images shim demo test unit-test system-test lint format clean distclean help
+
+all: qemu images shim
+
+help:
+	@echo "make deps         install the Debian packages everything needs (root)"
+	@echo "make qemu         build QEMU with the partlink-pci device -> $(QEMU_BIN)"
+	@echo "make images       build the guest kernel, initramfs and partlink.ko -> build/images/"
+	@echo "make shim         build the partlink launcher -> $(PARTLINK)"
+	@echo "make demo         build what is missing, boot 2 guests, ping/iperf3/ssh between them"
+	@echo "make test         unit tests, device tests and whole-system tests"
+	@echo "make lint         QEMU and kernel checkpatch, clang-format check"
+	@echo "make clean        remove build/ except the QEMU source and ccache-able QEMU build"
+
+deps:
+	@scripts/deps.sh
+
+qemu: deps
+	@scripts/build-qemu.sh $(BUILD)
+
+images: deps
+	@scripts/build-images.sh $(BUILD)
+
+shim: deps
+	@test -f $(MESON_DIR)/build.ninja || \
+		meson setup $(MESON_DIR) --prefix=$(BUILD) --bindir=bin --buildtype=debugoptimized
+	@meson compile -C $(MESON_DIR)
+	@meson install -C $(MESON_DIR) --quiet
+
+demo: all
+	@scripts/demo.sh
+
+test: all
+	@$(MAKE) --no-print-directory unit-test system-test
+
+unit-test:
+	meson test -C $(MESON_DIR) --print-errorlogs
+
+system-test:
+	$(PYTHON) -m pytest tests/system $(PYTEST_ARGS)
+
+lint:
+	@scripts/lint.sh
+
+format:
+	@find hypervisor-shim guest-driver/wlm tests/unit -name '*.cpp' -o -name '*.hpp' | \
+		xargs -r clang-format -i
+
+clean:
+	rm -rf $(MESON_DIR) $(BUILD)/bin $(BUILD)/images $(BUILD)/run
+
+distclean:
+	rm -rf $(BUILD)

@@ -1,0 +1,93 @@
+#!/bin/bash
+# Build QEMU with the partlink-pci device compiled in.
+#
+#   scripts/build-qemu.sh [BUILD_DIR]     (default: build/)
+#
+# Fetches the QEMU 10.0.x source of Debian's qemu package, grafts
+# qemu-device/ into it as hw/misc/partlink (a symlink, so that editing the
+# device and re-running this script rebuilds only what changed) and builds
+# x86_64-softmmu.  Result: BUILD_DIR/qemu/qemu-system-x86_64.
+#
+# The graft edits three lists in QEMU's tree (hw/misc/meson.build,
+# hw/misc/Kconfig, the trace_events_subdirs list) by appending one line to
+# each, which survives QEMU point releases where a patch might not.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$(realpath -m "${1:-$REPO/build}")
+SRC_PARENT=$BUILD/qemu-src
+OUT=$BUILD/qemu
+QEMU_SERIES=10.0
+PYTHON=/usr/bin/python3
+
+log() { echo "qemu: $*"; }
+die() { echo "qemu: error: $*" >&2; exit 1; }
+
+command -v apt-get >/dev/null || die "apt-get not found: this needs Debian"
+[ -x $PYTHON ] || die "$PYTHON missing: run 'make deps'"
+
+# 1. Source: Debian 13's qemu source package, via the deb-src line that
+#    scripts/deps.sh adds.
+src_dir() { find "$SRC_PARENT" -maxdepth 1 -type d -name "qemu-$QEMU_SERIES.*" | sort -V | tail -1; }
+SRC=$( [ -d "$SRC_PARENT" ] && src_dir || true )
+if [ -z "$SRC" ] || [ ! -f "$SRC/.partlink-unpacked" ]; then
+	rm -rf "$SRC_PARENT"
+	mkdir -p "$SRC_PARENT/dl"
+	log "fetching Debian's qemu source package"
+	( cd "$SRC_PARENT/dl" && apt-get source --download-only qemu ) ||
+		die "apt-get source qemu failed: run 'make deps' (it adds the trixie deb-src line)"
+	ORIG=$(ls "$SRC_PARENT"/dl/qemu_*.orig.tar.xz)
+	DEBIAN=$(ls "$SRC_PARENT"/dl/qemu_*.debian.tar.xz)
+	VER=$(basename "$ORIG" | sed -E 's/^qemu_([0-9.]+)\+.*/\1/')
+	case $VER in
+	$QEMU_SERIES.*) ;;
+	*) die "Debian's qemu source is $VER, partlink needs $QEMU_SERIES.x" ;;
+	esac
+	log "unpacking QEMU $VER"
+	tar -C "$SRC_PARENT" -xf "$ORIG"
+	SRC=$SRC_PARENT/qemu-$VER
+	[ -d "$SRC" ] || die "unexpected layout of $ORIG"
+	tar -C "$SRC_PARENT/dl" -xf "$DEBIAN"
+	# Debian strips the edk2 firmware blobs that pc-bios/meson.build unpacks.
+	patch -d "$SRC" -p1 -s <"$SRC_PARENT/dl/debian/patches/skip-unpack-edk2-blobs.patch"
+	touch "$SRC/.partlink-unpacked"
+fi
+
+# 2. Graft, idempotently.
+graft_line() { # file line
+	grep -qxF "$2" "$1" || printf '%s\n' "$2" >>"$1"
+}
+ln -sfn "$REPO/qemu-device" "$SRC/hw/misc/partlink"
+ln -sfn "$REPO/include/partlink" "$SRC/include/partlink"
+graft_line "$SRC/hw/misc/meson.build" "subdir('partlink')"
+graft_line "$SRC/hw/misc/Kconfig" "source partlink/Kconfig"
+if ! grep -q "'hw/misc/partlink'" "$SRC/meson.build"; then
+	grep -q "^    'hw/misc',$" "$SRC/meson.build" ||
+		die "cannot find 'hw/misc' in trace_events_subdirs of $SRC/meson.build"
+	sed -i "s|^    'hw/misc',$|&\n    'hw/misc/partlink',|" "$SRC/meson.build"
+fi
+
+# 3. Configure once; ninja re-runs meson itself when a meson.build changes.
+export PATH=/usr/lib/ccache:$PATH
+export CCACHE_DIR=${CCACHE_DIR:-$HOME/.ccache}
+if [ ! -f "$OUT/build.ninja" ]; then
+	log "configuring x86_64-softmmu in $OUT"
+	mkdir -p "$OUT"
+	( cd "$OUT" && "$SRC/configure" \
+		--python=$PYTHON \
+		--target-list=x86_64-softmmu \
+		--without-default-features \
+		--enable-kvm --enable-tcg --enable-slirp \
+		--disable-docs --disable-werror --disable-install-blobs \
+		${QEMU_EXTRA_CONFIGURE:-} ) >"$BUILD/qemu-configure.log" 2>&1 ||
+		{ tail -30 "$BUILD/qemu-configure.log"; die "configure failed, see $BUILD/qemu-configure.log"; }
+fi
+
+log "building (log: $BUILD/qemu-build.log)"
+if ! ninja -C "$OUT" qemu-system-x86_64 >"$BUILD/qemu-build.log" 2>&1; then
+	grep -E 'error|Error' "$BUILD/qemu-build.log" | head -20
+	die "build failed, see $BUILD/qemu-build.log"
+fi
+"$OUT/qemu-system-x86_64" -device help | grep -q '"partlink-pci"' ||
+	die "the built QEMU does not list partlink-pci"
+log "ok: $OUT/qemu-system-x86_64 ($("$OUT/qemu-system-x86_64" --version | head -1))"

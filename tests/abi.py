@@ -1,0 +1,29 @@
+"""The device ABI constants, read from include/partlink/partlink_abi.h so
+that the tests never carry a second copy of them."""
+
+import re
+from pathlib import Path
+
+HEADER = Path(__file__).resolve().parents[1] / "include" / "partlink" / "partlink_abi.h"
+_DEFINE = re.compile(r"^#define\s+(PARTLINK_\w+)\s+(.+?)\s*(?:/\*.*)?$")
+
+
+def _evaluate(expr, known):
+    expr = re.sub(r"(0x[0-9a-fA-F]+|\d+)u\b", r"\1", expr)
+    expr = re.sub(r"\b(PARTLINK_\w+)\b", lambda m: str(known[m.group(1)]), expr)
+    if not re.fullmatch(r"[\s0-9a-fA-Fx()<>|&~+\-*]+", expr):
+        raise ValueError(f"unsupported expression in {HEADER.name}: {expr}")
+    return int(eval(expr, {"__builtins__": {}}))  # digits and operators only
+
+
+def load():
+    known = {}
+    for line in HEADER.read_text().splitlines():
+        m = _DEFINE.match(line)
+        if m and not m.group(1).endswith("_H"):
+            known[m.group(1)] = _evaluate(m.group(2), known)
+    return known
+
+
+ABI = load()
+globals().update(ABI)

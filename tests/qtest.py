@@ -1,0 +1,145 @@
+"""A small client for QEMU's qtest protocol.
+
+QEMU started with ``-qtest unix:PATH -accel qtest`` connects to PATH and
+then executes text commands ("readl 0x...", "outl 0xcf8 0x...") without a
+guest CPU running.  That lets a test drive a device model register by
+register, as tests/qtest/*.c does in QEMU's own tree, from Python.
+"""
+
+import os
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD = REPO / "build"
+QEMU = Path(os.environ.get("PARTLINK_QEMU", BUILD / "qemu" / "qemu-system-x86_64"))
+FIRMWARE_DIRS = [BUILD / "qemu" / "pc-bios", Path("/usr/share/seabios"), Path("/usr/share/qemu")]
+
+PCI_CONFIG_ADDRESS = 0xCF8
+PCI_CONFIG_DATA = 0xCFC
+
+
+class QtestError(RuntimeError):
+    pass
+
+
+class Qtest:
+    """One QEMU process under qtest control; use as a context manager."""
+
+    def __init__(self, *device_args, machine="q35", extra_args=()):
+        if not QEMU.exists():
+            raise FileNotFoundError(f"{QEMU} is missing: run 'make qemu'")
+        self._tmp = tempfile.TemporaryDirectory(prefix="partlink-qtest-")
+        sock_path = os.path.join(self._tmp.name, "qtest.sock")
+        self.log_path = os.path.join(self._tmp.name, "qemu.log")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(sock_path)
+        listener.listen(1)
+        listener.settimeout(30)
+        argv = [str(QEMU), "-machine", machine, "-accel", "qtest",
+                "-qtest", f"unix:{sock_path}", "-display", "none",
+                "-nodefaults", "-no-user-config", "-m", "64M",
+                "-d", "guest_errors", "-D", self.log_path]
+        for d in FIRMWARE_DIRS:
+            argv += ["-L", str(d)]
+        for dev in device_args:
+            argv += ["-device", dev]
+        argv += list(extra_args)
+        self.argv = argv
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+        try:
+            self.sock, _ = listener.accept()
+        except socket.timeout:
+            out = self._finish()
+            raise QtestError(f"QEMU did not connect to qtest: {out}") from None
+        finally:
+            listener.close()
+        self.sock.settimeout(30)
+        self._buf = b""
+
+    def _finish(self):
+        try:
+            out, _ = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        return out.decode(errors="replace")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.sock.close()
+            finally:
+                self.proc.terminate()
+                self._finish()
+        self._tmp.cleanup()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def guest_errors(self):
+        try:
+            return Path(self.log_path).read_text()
+        except FileNotFoundError:
+            return ""
+
+    def command(self, line):
+        self.sock.sendall(line.encode() + b"\n")
+        while True:
+            nl = self._buf.find(b"\n")
+            if nl >= 0:
+                reply, self._buf = self._buf[:nl].decode(), self._buf[nl + 1:]
+                if reply.startswith("IRQ "):
+                    continue  # asynchronous interrupt notification
+                break
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise QtestError(f"QEMU closed the qtest socket after {line!r} "
+                                 f"(exit status {self.proc.poll()})")
+            self._buf += chunk
+        if not reply.startswith("OK"):
+            raise QtestError(f"{line!r} -> {reply!r}")
+        return reply[3:].strip()
+
+    def _read(self, op, addr):
+        return int(self.command(f"{op} {addr:#x}"), 16)
+
+    def readb(self, addr): return self._read("readb", addr)
+    def readw(self, addr): return self._read("readw", addr)
+    def readl(self, addr): return self._read("readl", addr)
+    def inl(self, port): return self._read("inl", port)
+    def writeb(self, addr, val): self.command(f"writeb {addr:#x} {val:#x}")
+    def writew(self, addr, val): self.command(f"writew {addr:#x} {val:#x}")
+    def writel(self, addr, val): self.command(f"writel {addr:#x} {val:#x}")
+    def outl(self, port, val): self.command(f"outl {port:#x} {val:#x}")
+
+    # PCI configuration space through the legacy 0xcf8/0xcfc mechanism,
+    # which both pc and q35 decode.
+    @staticmethod
+    def _cfg_addr(devfn, offset, bus=0):
+        return 0x80000000 | (bus << 16) | (devfn << 8) | (offset & 0xFC)
+
+    def pci_cfg_readl(self, devfn, offset):
+        self.outl(PCI_CONFIG_ADDRESS, self._cfg_addr(devfn, offset))
+        return self.inl(PCI_CONFIG_DATA)
+
+    def pci_cfg_writel(self, devfn, offset, val):
+        self.outl(PCI_CONFIG_ADDRESS, self._cfg_addr(devfn, offset))
+        self.outl(PCI_CONFIG_DATA, val)
+
+    def pci_find(self, vendor, device):
+        for devfn in range(0, 256):
+            ids = self.pci_cfg_readl(devfn, 0)
+            if ids == (device << 16) | vendor:
+                return devfn
+        return None

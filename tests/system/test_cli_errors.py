@@ -1,0 +1,65 @@
+"""Bad input gets a one-line error that says what to do, and no guest."""
+
+import os
+import socket
+
+import pytest
+
+from conftest import kill_leftovers
+
+
+@pytest.mark.parametrize("args, words", [
+    (["up", "--vms", "0"], "--vms"),
+    (["up", "--vms", "17"], "--vms"),
+    (["up", "--mem", "1"], "--mem"),
+    (["up", "--accel", "warp"], "--accel"),
+    (["up", "--net", "carrier-pigeon"], "--net"),
+    (["up", "--vms", "3", "--net", "virtio-socket"], "virtio-socket"),
+    (["frobnicate"], "frobnicate"),
+])
+def test_usage_errors(new_cluster, args, words):
+    c = new_cluster()
+    proc = c.partlink(*args, check=False)
+    assert proc.returncode == 2, proc
+    assert words in proc.stderr, proc.stderr
+    assert not kill_leftovers(c.run_dir)
+
+
+def test_ssh_when_nothing_is_up(new_cluster):
+    proc = new_cluster().partlink("ssh", "vm1", "--", "true", check=False)
+    assert proc.returncode != 0
+    assert "partlink up" in proc.stderr, proc.stderr
+
+
+def test_status_when_nothing_is_up(new_cluster):
+    c = new_cluster()
+    assert c.status()["partitions"] == []
+    assert c.partlink("down").returncode == 0
+
+
+def test_missing_qemu_build(new_cluster):
+    c = new_cluster()
+    env = dict(os.environ, PARTLINK_QEMU="/nonexistent/qemu-system-x86_64")
+    proc = c.partlink("up", "--vms", "1", check=False, env=env)
+    assert proc.returncode == 1
+    assert "/nonexistent/qemu-system-x86_64" in proc.stderr and "make qemu" in proc.stderr
+
+
+def test_missing_images(new_cluster, tmp_path):
+    c = new_cluster()
+    env = dict(os.environ, PARTLINK_IMAGES=str(tmp_path / "no-images"))
+    proc = c.partlink("up", "--vms", "1", check=False, env=env)
+    assert proc.returncode == 1
+    assert "make images" in proc.stderr, proc.stderr
+
+
+def test_ssh_port_in_use(new_cluster):
+    c = new_cluster()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        proc = c.partlink("up", "--vms", "1", "--ssh-port", port, check=False)
+    assert proc.returncode != 0
+    assert f"{port}" in proc.stderr and "in use" in proc.stderr, proc.stderr
+    assert not kill_leftovers(c.run_dir)
