@@ -8,7 +8,8 @@
 # device and re-running this script rebuilds only what changed) and builds
 # x86_64-softmmu.  Result: BUILD_DIR/qemu/qemu-system-x86_64.
 #
-# The graft edits three lists in QEMU's tree (hw/misc/meson.build,
+# The graft links a device list (qemu-device/partlink-devices.mak) and edits
+# three lists in QEMU's tree (hw/misc/meson.build,
 # hw/misc/Kconfig, the trace_events_subdirs list) by appending one line to
 # each, which survives QEMU point releases where a patch might not.
 set -euo pipefail
@@ -59,6 +60,8 @@ graft_line() { # file line
 }
 ln -sfn "$REPO/qemu-device" "$SRC/hw/misc/partlink"
 ln -sfn "$REPO/include/partlink" "$SRC/include/partlink"
+ln -sfn "$REPO/qemu-device/partlink-devices.mak" \
+	"$SRC/configs/devices/x86_64-softmmu/partlink.mak"
 graft_line "$SRC/hw/misc/meson.build" "subdir('partlink')"
 graft_line "$SRC/hw/misc/Kconfig" "source partlink/Kconfig"
 if ! grep -q "'hw/misc/partlink'" "$SRC/meson.build"; then
@@ -68,19 +71,26 @@ if ! grep -q "'hw/misc/partlink'" "$SRC/meson.build"; then
 fi
 
 # 3. Configure once; ninja re-runs meson itself when a meson.build changes.
+#    Changed configure options (here or in QEMU_EXTRA_CONFIGURE) start afresh.
 export PATH=/usr/lib/ccache:$PATH
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.ccache}
-if [ ! -f "$OUT/build.ninja" ]; then
+CONFIGURE_ARGS=(
+	--python=$PYTHON
+	--target-list=x86_64-softmmu
+	--without-default-features
+	--without-default-devices --with-devices-x86_64=partlink
+	--enable-kvm --enable-tcg --enable-slirp
+	--disable-docs --disable-werror --disable-install-blobs
+	${QEMU_EXTRA_CONFIGURE:-}
+)
+if [ "$(cat "$OUT/partlink-configure.args" 2>/dev/null)" != "${CONFIGURE_ARGS[*]}" ]; then
 	log "configuring x86_64-softmmu in $OUT"
+	rm -rf "$OUT"
 	mkdir -p "$OUT"
-	( cd "$OUT" && "$SRC/configure" \
-		--python=$PYTHON \
-		--target-list=x86_64-softmmu \
-		--without-default-features \
-		--enable-kvm --enable-tcg --enable-slirp \
-		--disable-docs --disable-werror --disable-install-blobs \
-		${QEMU_EXTRA_CONFIGURE:-} ) >"$BUILD/qemu-configure.log" 2>&1 ||
+	( cd "$OUT" && "$SRC/configure" "${CONFIGURE_ARGS[@]}" ) \
+		>"$BUILD/qemu-configure.log" 2>&1 ||
 		{ tail -30 "$BUILD/qemu-configure.log"; die "configure failed, see $BUILD/qemu-configure.log"; }
+	echo "${CONFIGURE_ARGS[*]}" >"$OUT/partlink-configure.args"
 fi
 
 log "building (log: $BUILD/qemu-build.log)"

@@ -48,9 +48,12 @@ class Qtest:
             argv += ["-device", dev]
         argv += list(extra_args)
         self.argv = argv
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
+        # QEMU's output goes to a file: a pipe nobody drains would fill up
+        # and stall QEMU in the middle of a test.
+        self.out_path = os.path.join(self._tmp.name, "qemu.out")
+        with open(self.out_path, "wb") as out:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                         stdout=out, stderr=subprocess.STDOUT)
         try:
             self.sock, _ = listener.accept()
         except socket.timeout:
@@ -63,11 +66,11 @@ class Qtest:
 
     def _finish(self):
         try:
-            out, _ = self.proc.communicate(timeout=10)
+            self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, _ = self.proc.communicate()
-        return out.decode(errors="replace")
+            self.proc.wait()
+        return Path(self.out_path).read_text(errors="replace")
 
     def __enter__(self):
         return self
