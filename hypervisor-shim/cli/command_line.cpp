@@ -1,0 +1,213 @@
+#include "command_line.hpp"
+
+#include <algorithm>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+
+#include "../errors.hpp"
+
+#ifndef PARTLINK_VERSION
+#define PARTLINK_VERSION "unknown"
+#endif
+
+namespace partlink::cli {
+
+namespace {
+
+constexpr const char* kDescription =
+    "partlink boots a partitioned machine: several QEMU guests (partitions) joined by a data "
+    "network, managed like Vagrant or Lima machines.";
+
+constexpr const char* kFooter = R"(Examples:
+  partlink up --vms 3                 boot vm1..vm3, each with 10.77.0.N/24 on its data NIC
+  partlink ssh vm1 -- ping -c 1 10.77.0.2
+  partlink status --json
+  partlink down
+
+Files: QEMU from BUILD/qemu (or $PARTLINK_QEMU), guest images from BUILD/images (or
+$PARTLINK_IMAGES), where BUILD is the directory above the one holding this executable.
+Exit status: 0 success, 1 failure, 2 bad command line.)";
+
+struct Parsed {
+    std::optional<std::string> run_dir;
+    UpArgs up;
+    bool json = false;
+    std::string vm;
+    std::vector<std::string> words;
+};
+
+// Adds an option whose value is validated later, as a string: CLI11's own
+// messages for bad numbers are not the ones we want to show.
+CLI::Option* add_string(CLI::App* app, const std::string& name, std::string& target,
+                        const std::string& type, const std::string& help) {
+    return app->add_option(name, target, help)->type_name(type);
+}
+
+std::string lowercase_first(std::string s) {
+    if (!s.empty() && s[0] >= 'A' && s[0] <= 'Z')
+        s[0] = static_cast<char>(s[0] - 'A' + 'a');
+    return s;
+}
+
+// The first argument that is neither an option nor the value of --run-dir:
+// where the command should have been.
+std::optional<std::string> first_word(const std::vector<std::string>& args) {
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == "--run-dir") {
+            ++i;
+            continue;
+        }
+        if (!args[i].starts_with("-"))
+            return args[i];
+    }
+    return std::nullopt;
+}
+
+std::string usage_message(const CLI::ParseError& e, const CLI::App& app,
+                          const std::vector<std::string>& args) {
+    const std::string what = e.what();
+    const std::string hint = " (see partlink --help)";
+    auto selected = app.get_subcommands();
+    const std::string sub = selected.empty() ? "" : selected.front()->get_name();
+
+    if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
+        if (sub.empty())
+            if (auto word = first_word(args))
+                return "unknown command '" + *word + "'; commands are up, ssh, status, down" + hint;
+        if (sub == "ssh")
+            return lowercase_first(what) +
+                   "; put the remote command after `--`, e.g. partlink ssh vm1 -- uname -r";
+        // "The following argument(s) was/were not expected: X Y"
+        // CLI11 lists them in the reversed order in which it was fed them.
+        std::vector<std::string> words;
+        std::istringstream in(what.substr(what.find(": ") + 2));
+        for (std::string w; in >> w;)
+            words.insert(words.begin(), w);
+        std::string extras;
+        for (const auto& w : words)
+            extras += (extras.empty() ? "" : " ") + w;
+        std::string help = sub.empty() ? "partlink --help" : "partlink " + sub + " --help";
+        if (extras.starts_with("-"))
+            return "unknown option " + extras + (sub.empty() ? "" : " for `" + sub + "`") +
+                   " (see " + help + ")";
+        return "`" + sub + "` takes no arguments (got '" + extras + "'; see " + help + ")";
+    }
+    if (dynamic_cast<const CLI::RequiredError*>(&e)) {
+        if (sub.empty()) {
+            if (auto word = first_word(args))
+                return "unknown command '" + *word + "'; commands are up, ssh, status, down" + hint;
+            return "a command is required: up, ssh, status or down" + hint;
+        }
+        if (sub == "ssh")
+            return "ssh needs a partition name, e.g. partlink ssh vm1";
+    }
+    if (dynamic_cast<const CLI::ArgumentMismatch*>(&e)) {
+        // "--vms: 1 required TEXT missing"
+        auto colon = what.find(':');
+        if (colon != std::string::npos && what.find("missing") != std::string::npos)
+            return what.substr(0, colon) + " needs a value" + hint;
+    }
+    return lowercase_first(what) + hint;
+}
+
+} // namespace
+
+CommandLine parse_command_line(const std::vector<std::string>& raw_args, int host_cpus) {
+    // Everything after the first `--` is the remote command of `ssh`; CLI11
+    // must not see it, or it would parse the remote command's options.
+    std::vector<std::string> args = raw_args;
+    std::optional<std::vector<std::string>> after_dashes;
+    if (auto it = std::find(args.begin(), args.end(), "--"); it != args.end()) {
+        after_dashes.emplace(it + 1, args.end());
+        args.erase(it, args.end());
+    }
+
+    Parsed p;
+    CLI::App app(kDescription, "partlink");
+    app.footer(kFooter);
+    app.set_version_flag("--version", "partlink " PARTLINK_VERSION);
+    app.require_subcommand(1);
+    // `--vms 3 --vms 2` means 2, as in most tools; inherited by the subcommands.
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    // Global options may also follow the command: `partlink up --run-dir X`.
+    app.fallthrough();
+    app.add_option("--run-dir", p.run_dir,
+                   "Run directory: state, consoles, logs, sockets (default: $PARTLINK_RUN_DIR, "
+                   "else BUILD/run)")
+        ->type_name("DIR");
+
+    CLI::App* up = app.add_subcommand("up", "Boot the partitions and wait until each answers ssh");
+    up->footer(R"(Partition N is vmN: 10.77.0.N/24 on its data NIC, ssh forwarded from 127.0.0.1.
+Examples:
+  partlink up --vms 3
+  partlink up --net virtio-socket --accel tcg --ssh-port 10022)");
+    add_string(up, "--vms", p.up.vms, "N", "Number of partitions, 1..16 (default 2)");
+    add_string(up, "--mem", p.up.mem, "MiB", "Guest RAM per partition, 128..16384 (default 512)");
+    add_string(up, "--cpus", p.up.cpus, "N",
+               "vCPUs per partition, 1.." + std::to_string(host_cpus) + " (default 1)");
+    add_string(up, "--accel", p.up.accel, "auto|kvm|tcg",
+               "auto: KVM if a probe guest boots with it, else TCG (default auto)");
+    add_string(up, "--net", p.up.net, "virtio-tap|virtio-socket|partlink",
+               "Data network: virtio-net on a host bridge, virtio-net over a socket (2 VMs "
+               "only), or the partlink adapter (not implemented yet); default virtio-tap");
+    up->add_option("--ssh-port", p.up.ssh_port,
+                   "vmN's ssh on 127.0.0.1:BASE+N-1 (default: free ports)")
+        ->type_name("BASE");
+    add_string(up, "--timeout", p.up.timeout, "SECONDS",
+               "Fail if a guest does not answer ssh within this time (default 180)");
+
+    CLI::App* ssh = app.add_subcommand(
+        "ssh", "Run a command in a partition, or log in (OpenSSH; its exit status is returned)");
+    ssh->add_option("VM", p.vm, "Partition name: vm1, vm2, ...")->required()->type_name("");
+    ssh->add_option("CMD", p.words, "Command to run in it (after `--`); none: log in")
+        ->type_name("");
+    ssh->footer(R"(Examples:
+  partlink ssh vm1                              log in
+  partlink ssh vm2 -- uname -r
+  partlink ssh vm1 -- sh -c 'echo a b'          words are quoted for the guest's shell
+  partlink ssh vm1 -- iperf3 -c 10.77.0.2)");
+
+    CLI::App* status = app.add_subcommand("status", "Show the partitions and whether they run");
+    status->footer("");
+    status->add_flag("--json", p.json, "Machine-readable output");
+
+    CLI::App* down = app.add_subcommand(
+        "down", "Stop every partition and remove its network; keeps logs and consoles");
+    down->footer("");
+
+    std::vector<std::string> reversed(args.rbegin(), args.rend()); // CLI11 wants them reversed
+    try {
+        app.parse(reversed);
+    } catch (const CLI::CallForHelp&) {
+        return {p.run_dir, HelpCommand{app.help()}};
+    } catch (const CLI::CallForAllHelp&) {
+        return {p.run_dir, HelpCommand{app.help("", CLI::AppFormatMode::All)}};
+    } catch (const CLI::CallForVersion& e) {
+        return {p.run_dir, HelpCommand{std::string(e.what()) + "\n"}};
+    } catch (const CLI::ParseError& e) {
+        throw UsageError(usage_message(e, app, args));
+    }
+
+    if (after_dashes && !ssh->parsed())
+        throw UsageError("`--` is only for `partlink ssh VM -- CMD...`");
+
+    CommandLine result{p.run_dir, DownCommand{}};
+    if (up->parsed()) {
+        result.command = UpCommand{validate_up_args(p.up, host_cpus)};
+    } else if (ssh->parsed()) {
+        SshCommand cmd{p.vm, p.words};
+        if (after_dashes)
+            cmd.command.insert(cmd.command.end(), after_dashes->begin(), after_dashes->end());
+        if (cmd.vm.empty())
+            throw UsageError("ssh needs a partition name, e.g. partlink ssh vm1");
+        result.command = std::move(cmd);
+    } else if (status->parsed()) {
+        result.command = StatusCommand{p.json};
+    } else if (down->parsed()) {
+        result.command = DownCommand{};
+    }
+    return result;
+}
+
+} // namespace partlink::cli

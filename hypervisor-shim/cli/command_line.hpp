@@ -1,0 +1,41 @@
+// The partlink command line: CLI11 wiring that turns argv into one typed,
+// validated command.  Every mistake becomes a UsageError with a one-line
+// message; nothing here touches the host.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "../options.hpp"
+
+namespace partlink::cli {
+
+struct UpCommand {
+    UpOptions options;
+};
+struct DownCommand {};
+struct StatusCommand {
+    bool json = false;
+};
+struct SshCommand {
+    std::string vm;
+    std::vector<std::string> command; // empty: interactive login
+};
+// --help and --version: print `text` to stdout and exit 0.
+struct HelpCommand {
+    std::string text;
+};
+
+using Command = std::variant<UpCommand, DownCommand, StatusCommand, SshCommand, HelpCommand>;
+
+struct CommandLine {
+    std::optional<std::string> run_dir; // --run-dir
+    Command command;
+};
+
+// `args` excludes argv[0]; `host_cpus` bounds --cpus.
+CommandLine parse_command_line(const std::vector<std::string>& args, int host_cpus);
+
+} // namespace partlink::cli

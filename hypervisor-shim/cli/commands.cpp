@@ -1,0 +1,143 @@
+#include "commands.hpp"
+
+#include <iostream>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "../errors.hpp"
+#include "../output.hpp"
+#include "../run_dir.hpp"
+#include "../ssh.hpp"
+#include "../status.hpp"
+#include "../teardown.hpp"
+#include "../up.hpp"
+
+namespace partlink::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+Output terminal_output() {
+    return Output([](Output::Kind kind, std::string_view text) {
+        switch (kind) {
+        case Output::Kind::Info:
+            std::cout << "partlink: " << text << std::endl;
+            break;
+        case Output::Kind::Item:
+            std::cout << "  " << text << std::endl;
+            break;
+        case Output::Kind::Warning:
+            std::cout.flush();
+            std::cerr << "partlink: warning: " << text << std::endl;
+            break;
+        }
+    });
+}
+
+std::string join(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& s : items)
+        out += (out.empty() ? "" : ", ") + s;
+    return out;
+}
+
+// The state of a run that `status` and `ssh` read without changing it.  They
+// do not wait for the lock: the state file is replaced atomically, so what
+// they read is always a whole document.
+struct Observed {
+    std::optional<RunDir> dir;
+    std::optional<RunState> state;
+    bool busy = false;
+};
+
+Observed observe(const fs::path& run_dir) {
+    Observed o;
+    o.dir = RunDir::open_existing(run_dir);
+    if (!o.dir)
+        return o;
+    auto lock = RunDirLock::try_acquire(*o.dir, RunDirLock::Mode::Shared);
+    o.busy = !lock;
+    try {
+        o.state = o.dir->load_state();
+    } catch (const StateCorrupt& e) {
+        throw Error(o.dir->state_file().string() + " is corrupt (" + e.reason() +
+                    "); run `partlink down` to clean up");
+    }
+    return o;
+}
+
+} // namespace
+
+int run_up(const UpOptions& options, const Layout& layout, const fs::path& run_dir) {
+    layout.require_qemu();
+    layout.require_images();
+    RunDir dir = RunDir::open(run_dir);
+    bring_up(options, layout, dir, terminal_output());
+    return kExitOk;
+}
+
+int run_down(const fs::path& run_dir) {
+    auto dir = RunDir::open_existing(run_dir);
+    if (!dir) {
+        std::cout << "partlink: nothing to stop (" << run_dir.string() << " does not exist)\n";
+        return kExitOk;
+    }
+    RunDirLock lock = RunDirLock::acquire_or_fail(*dir, RunDirLock::Mode::Exclusive);
+    Output out = terminal_output();
+    TeardownReport r = tear_down(*dir, out);
+    if (!r.did_anything() && r.errors.empty()) {
+        out.info("nothing to stop in " + dir->path().string());
+        return kExitOk;
+    }
+    if (!r.errors.empty())
+        throw Error("down did not finish: " + join(r.errors));
+    std::vector<std::string> did;
+    if (r.qemus_stopped)
+        did.push_back("stopped " + std::to_string(r.qemus_stopped) + " QEMU" +
+                      (r.qemus_stopped == 1 ? "" : "s"));
+    if (r.interfaces_removed)
+        did.push_back("removed " + std::to_string(r.interfaces_removed) + " interface" +
+                      (r.interfaces_removed == 1 ? "" : "s"));
+    if (r.state_removed)
+        did.push_back("removed the state");
+    out.info("down: " + join(did) + "; logs and consoles kept in " + dir->path().string());
+    return kExitOk;
+}
+
+int run_status(const fs::path& run_dir, bool json) {
+    Observed o = observe(run_dir);
+    fs::path shown = o.dir ? o.dir->path() : run_dir;
+    StatusReport report = collect_status(shown, o.state, o.busy);
+    if (json)
+        std::cout << render_status_json(report).dump(2) << '\n';
+    else
+        std::cout << render_status_table(report);
+    return kExitOk;
+}
+
+int run_ssh(const std::string& vm, const std::vector<std::string>& command, const Layout& layout,
+            const fs::path& run_dir) {
+    Observed o = observe(run_dir);
+    if (!o.state || o.state->partitions.empty())
+        throw Error("nothing is up in " + run_dir.string() + "; run `partlink up` first");
+    const PartitionRecord* p = o.state->find(vm);
+    if (!p)
+        throw UsageError("no partition named '" + vm + "' (partitions: " + join(o.state->names()) +
+                         ")");
+    std::string state = live_state(*p, o.dir->path(), o.busy);
+    if (state == "dead")
+        throw Error(vm + " is not running (its QEMU is gone; see " + p->log.string() + " and " +
+                    p->console.string() + "); run `partlink down` and `partlink up`");
+    if (state == "starting")
+        throw Error(vm + " is still starting; wait for `partlink up` to finish");
+    layout.require_ssh_files();
+    SshTarget target{layout.ssh_identity(), layout.ssh_known_hosts(),
+                     static_cast<std::uint16_t>(p->ssh_port)};
+    bool tty = command.empty() && ::isatty(STDIN_FILENO);
+    std::cout.flush();
+    exec_ssh(build_ssh_argv(target, command, tty));
+}
+
+} // namespace partlink::cli

@@ -1,0 +1,21 @@
+// The CLI's commands, on top of the library pieces: each prints for a
+// person and returns the process exit status (or throws partlink::Error).
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "../layout.hpp"
+#include "../options.hpp"
+
+namespace partlink::cli {
+
+int run_up(const UpOptions& options, const Layout& layout, const std::filesystem::path& run_dir);
+int run_down(const std::filesystem::path& run_dir);
+int run_status(const std::filesystem::path& run_dir, bool json);
+// Only returns by throwing: on success this process becomes ssh.
+int run_ssh(const std::string& vm, const std::vector<std::string>& command, const Layout& layout,
+            const std::filesystem::path& run_dir);
+
+} // namespace partlink::cli

@@ -1,0 +1,80 @@
+#include "layout.hpp"
+
+#include <cstdlib>
+#include <system_error>
+#include <unistd.h>
+
+#include "errors.hpp"
+
+namespace partlink {
+
+namespace fs = std::filesystem;
+
+std::vector<fs::path> Layout::firmware_dirs() const {
+    return {qemu.parent_path() / "pc-bios", "/usr/share/seabios", "/usr/share/qemu"};
+}
+
+namespace {
+
+void require_file(const fs::path& path, const std::string& what, const std::string& remedy) {
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec))
+        throw Error(what + " not found: " + path.string() + "; " + remedy);
+}
+
+} // namespace
+
+void Layout::require_qemu() const {
+    require_file(qemu, "QEMU", "run `make qemu` (or set PARTLINK_QEMU)");
+    if (::access(qemu.c_str(), X_OK) != 0)
+        throw Error("QEMU at " + qemu.string() + " is not executable; run `make qemu`");
+}
+
+void Layout::require_images() const {
+    for (const fs::path& p : {kernel(), initrd()})
+        require_file(p, "guest image", "run `make images` (or set PARTLINK_IMAGES)");
+    require_ssh_files();
+}
+
+void Layout::require_ssh_files() const {
+    for (const fs::path& p : {ssh_identity(), ssh_known_hosts()})
+        require_file(p, "guest ssh key file", "run `make images` (or set PARTLINK_IMAGES)");
+}
+
+Layout layout_for_executable(const fs::path& exe, const EnvLookup& env) {
+    Layout l;
+    l.build_dir = exe.parent_path().parent_path();
+    auto qemu = env("PARTLINK_QEMU");
+    l.qemu = qemu ? fs::absolute(*qemu) : l.build_dir / "qemu" / "qemu-system-x86_64";
+    auto images = env("PARTLINK_IMAGES");
+    l.images = images ? fs::absolute(*images) : l.build_dir / "images";
+    auto run = env("PARTLINK_RUN_DIR");
+    l.default_run_dir = run ? fs::absolute(*run) : l.build_dir / "run";
+    return l;
+}
+
+std::optional<std::string> getenv_nonempty(const char* name) {
+    const char* v = std::getenv(name);
+    if (!v || !*v)
+        return std::nullopt;
+    return std::string(v);
+}
+
+Layout discover_layout() {
+    std::error_code ec;
+    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (ec)
+        throw Error("cannot find the partlink executable (/proc/self/exe): " + ec.message());
+    return layout_for_executable(fs::weakly_canonical(exe), getenv_nonempty);
+}
+
+fs::path choose_run_dir(const std::optional<std::string>& option, const Layout& layout) {
+    if (option) {
+        if (option->empty())
+            throw UsageError("--run-dir must not be empty");
+        return fs::absolute(*option);
+    }
+    return layout.default_run_dir;
+}
+
+} // namespace partlink

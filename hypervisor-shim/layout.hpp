@@ -1,0 +1,46 @@
+// Where the launcher finds QEMU, the guest images and the default run
+// directory: relative to its own executable (BUILD/bin/partlink), so that a
+// build tree works wherever it is, with environment overrides for each.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace partlink {
+
+struct Layout {
+    std::filesystem::path build_dir;       // BUILD
+    std::filesystem::path qemu;            // BUILD/qemu/qemu-system-x86_64 or $PARTLINK_QEMU
+    std::filesystem::path images;          // BUILD/images or $PARTLINK_IMAGES
+    std::filesystem::path default_run_dir; // BUILD/run or $PARTLINK_RUN_DIR
+
+    std::filesystem::path kernel() const { return images / "vmlinuz"; }
+    std::filesystem::path initrd() const { return images / "initramfs.cpio.gz"; }
+    std::filesystem::path ssh_identity() const { return images / "ssh" / "id_ed25519"; }
+    std::filesystem::path ssh_known_hosts() const { return images / "ssh" / "known_hosts"; }
+    // QEMU's -L search path: our build's firmware first, then Debian's.
+    std::vector<std::filesystem::path> firmware_dirs() const;
+
+    // Each throws an Error naming the missing file and the make target that
+    // produces it.
+    void require_qemu() const;
+    void require_images() const;
+    void require_ssh_files() const;
+};
+
+using EnvLookup = std::function<std::optional<std::string>(const char*)>;
+
+// From the executable's real path and the environment.
+Layout layout_for_executable(const std::filesystem::path& exe, const EnvLookup& env);
+// For this process: realpath of /proc/self/exe and the real environment.
+Layout discover_layout();
+std::optional<std::string> getenv_nonempty(const char* name);
+
+// --run-dir, else $PARTLINK_RUN_DIR (already in the layout), else BUILD/run.
+std::filesystem::path choose_run_dir(const std::optional<std::string>& option,
+                                     const Layout& layout);
+
+} // namespace partlink

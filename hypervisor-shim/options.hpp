@@ -1,0 +1,61 @@
+// What a user may ask `partlink up` for, and the rules that decide whether a
+// request is valid.  Pure: unit-tested without a host to run guests on.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace partlink {
+
+inline constexpr int kMinVms = 1;
+inline constexpr int kMaxVms = 16;
+inline constexpr int kMinMemMib = 128;
+inline constexpr int kMaxMemMib = 16384;
+inline constexpr int kMaxTimeoutSeconds = 24 * 60 * 60;
+
+enum class Accel { Auto, Kvm, Tcg };
+// virtio-tap: virtio-net on a Linux bridge; virtio-socket: virtio-net over
+// QEMU's point-to-point -netdev stream; partlink: the one-copy adapter.
+enum class NetMode { VirtioTap, VirtioSocket, Partlink };
+
+std::string_view to_string(Accel accel);
+std::string_view to_string(NetMode net);
+std::optional<Accel> parse_accel(std::string_view text);
+std::optional<NetMode> parse_net_mode(std::string_view text);
+
+// `up` options as typed on the command line, before validation; the
+// defaults are the documented ones.
+struct UpArgs {
+    std::string vms = "2";
+    std::string mem = "512";
+    std::string cpus = "1";
+    std::string accel = "auto";
+    std::string net = "virtio-tap";
+    std::optional<std::string> ssh_port;
+    std::string timeout = "180";
+};
+
+struct UpOptions {
+    int vms = 2;
+    int mem_mib = 512;
+    int cpus = 1;
+    Accel accel = Accel::Auto;
+    NetMode net = NetMode::VirtioTap;
+    std::optional<std::uint16_t> ssh_port_base; // VM N gets base + N - 1
+    std::chrono::seconds timeout{180};
+};
+
+// Throws UsageError naming the offending option and its valid range.
+UpOptions validate_up_args(const UpArgs& args, int host_cpus);
+
+// The CPUs this process may run on (what `nproc` prints).
+int host_cpu_count();
+
+// Partition names are "vm1".."vm16"; returns the index or nothing.
+std::optional<int> parse_vm_name(std::string_view name);
+std::string vm_name(int index);
+
+} // namespace partlink

@@ -1,0 +1,256 @@
+#include "state.hpp"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+namespace partlink {
+
+using nlohmann::json;
+
+const PartitionRecord* RunState::find(std::string_view name) const {
+    auto it = std::find_if(partitions.begin(), partitions.end(),
+                           [&](const PartitionRecord& p) { return p.name == name; });
+    return it == partitions.end() ? nullptr : &*it;
+}
+
+PartitionRecord* RunState::find(std::string_view name) {
+    return const_cast<PartitionRecord*>(std::as_const(*this).find(name));
+}
+
+std::vector<std::string> RunState::names() const {
+    std::vector<std::string> out;
+    for (const auto& p : partitions)
+        out.push_back(p.name);
+    return out;
+}
+
+std::vector<std::string> RunState::interfaces() const {
+    std::vector<std::string> out;
+    for (const auto& p : partitions)
+        out.insert(out.end(), p.taps.begin(), p.taps.end());
+    if (bridge)
+        out.push_back(*bridge);
+    return out;
+}
+
+namespace {
+
+nlohmann::ordered_json partition_to_json(const PartitionRecord& p) {
+    using ojson = nlohmann::ordered_json;
+    return ojson{
+        {"name", p.name},
+        {"index", p.index},
+        {"state", p.state},
+        {"ip", p.ip},
+        {"mac", p.mac},
+        {"mgmt_mac", p.mgmt_mac},
+        {"partlink_mac", p.partlink_mac},
+        {"qemu_pid", p.qemu_pid ? ojson(*p.qemu_pid) : ojson(nullptr)},
+        {"ssh_port", p.ssh_port},
+        {"accel", to_string(p.accel)},
+        {"net", to_string(p.net)},
+        {"console", p.console.string()},
+        {"log", p.log.string()},
+        {"qmp", p.qmp.string()},
+        {"pidfile", p.pidfile.string()},
+        {"taps", p.taps},
+    };
+}
+
+// Field readers that name the offending field, e.g. "partitions[1].ssh_port".
+class Reader {
+public:
+    Reader(const json& object, std::string where)
+        : object_(object)
+        , where_(std::move(where)) {
+        if (!object_.is_object())
+            fail(where_.empty() ? "the document is not a JSON object" : "is not an object");
+    }
+
+    const json& field(const char* key) const {
+        auto it = object_.find(key);
+        if (it == object_.end())
+            fail(std::string("missing field '") + key + "'");
+        return *it;
+    }
+
+    std::string string(const char* key) const {
+        const json& v = field(key);
+        if (!v.is_string())
+            fail("is not a string", key);
+        return v.get<std::string>();
+    }
+
+    long long integer(const char* key, long long min, long long max) const {
+        const json& v = field(key);
+        if (!v.is_number_integer())
+            fail("is not an integer", key);
+        auto value = v.get<long long>();
+        if (value < min || value > max)
+            fail("is out of range (" + std::to_string(value) + ")", key);
+        return value;
+    }
+
+    std::optional<long long> optional_integer(const char* key, long long min, long long max) const {
+        if (field(key).is_null())
+            return std::nullopt;
+        return integer(key, min, max);
+    }
+
+    std::optional<std::string> optional_string(const char* key) const {
+        if (field(key).is_null())
+            return std::nullopt;
+        return string(key);
+    }
+
+    Accel accel(const char* key) const {
+        auto value = parse_accel(string(key));
+        if (!value)
+            fail("is not an accelerator", key);
+        return *value;
+    }
+
+    NetMode net(const char* key) const {
+        auto value = parse_net_mode(string(key));
+        if (!value)
+            fail("is not a network mode", key);
+        return *value;
+    }
+
+    std::vector<std::string> strings(const char* key) const {
+        const json& v = field(key);
+        if (!v.is_array())
+            fail("is not a list", key);
+        std::vector<std::string> out;
+        for (const auto& item : v) {
+            if (!item.is_string())
+                fail("has an element that is not a string", key);
+            out.push_back(item.get<std::string>());
+        }
+        return out;
+    }
+
+    [[noreturn]] void fail(const std::string& what, const char* key = nullptr) const {
+        std::string path = where_;
+        if (key)
+            path += (path.empty() ? "" : ".") + std::string(key);
+        throw StateCorrupt(path.empty() ? what : "'" + path + "' " + what);
+    }
+
+private:
+    const json& object_;
+    std::string where_;
+};
+
+PartitionRecord partition_from_json(const json& doc, std::size_t i) {
+    Reader r(doc, "partitions[" + std::to_string(i) + "]");
+    PartitionRecord p;
+    p.name = r.string("name");
+    p.index = static_cast<int>(r.integer("index", kMinVms, kMaxVms));
+    if (parse_vm_name(p.name) != p.index)
+        r.fail("does not match its index " + std::to_string(p.index), "name");
+    p.state = r.string("state");
+    p.ip = r.string("ip");
+    p.mac = r.string("mac");
+    p.mgmt_mac = r.string("mgmt_mac");
+    p.partlink_mac = r.string("partlink_mac");
+    if (auto pid = r.optional_integer("qemu_pid", 1, 0x7fffffff))
+        p.qemu_pid = static_cast<pid_t>(*pid);
+    p.ssh_port = static_cast<int>(r.integer("ssh_port", 0, 65535));
+    p.accel = r.accel("accel");
+    p.net = r.net("net");
+    p.console = r.string("console");
+    p.log = r.string("log");
+    p.qmp = r.string("qmp");
+    p.pidfile = r.string("pidfile");
+    p.taps = r.strings("taps");
+    return p;
+}
+
+} // namespace
+
+nlohmann::ordered_json state_to_json(const RunState& s) {
+    using ojson = nlohmann::ordered_json;
+    ojson partitions = ojson::array();
+    for (const auto& p : s.partitions)
+        partitions.push_back(partition_to_json(p));
+    const RunSettings& st = s.settings;
+    return ojson{
+        {"version", s.version},
+        {"run_dir", s.run_dir.string()},
+        {"created", s.created},
+        {"launcher_pid", s.launcher_pid},
+        {"settings",
+         {
+             {"vms", st.vms},
+             {"mem_mib", st.mem_mib},
+             {"cpus", st.cpus},
+             {"accel_requested", to_string(st.accel_requested)},
+             {"accel", to_string(st.accel)},
+             {"net", to_string(st.net)},
+             {"ssh_port_base", st.ssh_port_base ? ojson(*st.ssh_port_base) : ojson(nullptr)},
+             {"timeout_seconds", st.timeout_seconds},
+         }},
+        {"bridge", s.bridge ? ojson(*s.bridge) : ojson(nullptr)},
+        {"partitions", partitions},
+    };
+}
+
+RunState state_from_json(const json& doc) {
+    Reader r(doc, "");
+    RunState s;
+    s.version = static_cast<int>(r.integer("version", 0, 1'000'000));
+    if (s.version != kStateVersion)
+        throw StateCorrupt("version " + std::to_string(s.version) + " is not the supported " +
+                           std::to_string(kStateVersion) +
+                           " (written by another partlink release?)");
+    s.run_dir = r.string("run_dir");
+    s.created = r.string("created");
+    s.launcher_pid = static_cast<pid_t>(r.integer("launcher_pid", 0, 0x7fffffff));
+
+    Reader st(r.field("settings"), "settings");
+    s.settings.vms = static_cast<int>(st.integer("vms", kMinVms, kMaxVms));
+    s.settings.mem_mib = static_cast<int>(st.integer("mem_mib", kMinMemMib, kMaxMemMib));
+    s.settings.cpus = static_cast<int>(st.integer("cpus", 1, 4096));
+    s.settings.accel_requested = st.accel("accel_requested");
+    s.settings.accel = st.accel("accel");
+    s.settings.net = st.net("net");
+    if (auto base = st.optional_integer("ssh_port_base", 1, 65535))
+        s.settings.ssh_port_base = static_cast<int>(*base);
+    s.settings.timeout_seconds =
+        static_cast<int>(st.integer("timeout_seconds", 1, kMaxTimeoutSeconds));
+
+    s.bridge = r.optional_string("bridge");
+
+    const json& parts = r.field("partitions");
+    if (!parts.is_array())
+        r.fail("is not a list", "partitions");
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        PartitionRecord p = partition_from_json(parts[i], i);
+        if (s.find(p.name))
+            throw StateCorrupt("partition '" + p.name + "' appears twice");
+        s.partitions.push_back(std::move(p));
+    }
+    return s;
+}
+
+std::string serialize_state(const RunState& state) {
+    return state_to_json(state).dump(2) + "\n";
+}
+
+RunState parse_state(std::string_view text) {
+    json doc;
+    try {
+        doc = json::parse(text);
+    } catch (const json::parse_error& e) {
+        // nlohmann's message starts with "[json.exception.parse_error.101] ".
+        std::string what = e.what();
+        if (auto pos = what.find("] "); pos != std::string::npos)
+            what = what.substr(pos + 2);
+        throw StateCorrupt("not valid JSON: " + what);
+    }
+    return state_from_json(doc);
+}
+
+} // namespace partlink

@@ -1,0 +1,35 @@
+// What is running in a run directory, checked live rather than trusted from
+// the state file.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "run_dir.hpp"
+
+namespace partlink {
+
+struct PartitionStatus {
+    PartitionRecord record;
+    std::string live_state; // "running", "starting" (an `up` is under way) or "dead"
+};
+
+struct StatusReport {
+    std::filesystem::path run_dir;
+    std::vector<PartitionStatus> partitions;
+    bool busy = false; // another command holds the lock
+};
+
+// `busy`: an `up` or `down` is under way (the caller could not take the lock).
+StatusReport collect_status(const std::filesystem::path& run_dir,
+                            const std::optional<RunState>& state, bool busy);
+std::string live_state(const PartitionRecord& record, const std::filesystem::path& run_dir,
+                       bool busy);
+
+std::string render_status_table(const StatusReport& report);
+nlohmann::ordered_json render_status_json(const StatusReport& report);
+
+} // namespace partlink

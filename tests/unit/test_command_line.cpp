@@ -1,0 +1,115 @@
+#include <gtest/gtest.h>
+
+#include "command_line.hpp"
+#include "errors.hpp"
+
+using namespace partlink;
+using namespace partlink::cli;
+
+namespace {
+
+CommandLine parse(std::vector<std::string> args) {
+    return parse_command_line(args, 2);
+}
+
+std::string usage_error(std::vector<std::string> args) {
+    try {
+        parse(args);
+    } catch (const UsageError& e) {
+        std::string what = e.what();
+        EXPECT_EQ(what.find('\n'), std::string::npos) << "one line: " << what;
+        return what;
+    }
+    return "(no error)";
+}
+
+} // namespace
+
+TEST(CommandLine, UpDefaults) {
+    auto cl = parse({"up"});
+    ASSERT_TRUE(std::holds_alternative<UpCommand>(cl.command));
+    const auto& o = std::get<UpCommand>(cl.command).options;
+    EXPECT_EQ(o.vms, 2);
+    EXPECT_EQ(o.mem_mib, 512);
+    EXPECT_FALSE(cl.run_dir);
+}
+
+TEST(CommandLine, UpOptions) {
+    auto cl = parse({"up", "--vms", "3", "--mem=1024", "--cpus", "2", "--accel", "tcg", "--net",
+                     "virtio-socket", "--vms", "2", "--ssh-port", "10022", "--timeout", "60"});
+    const auto& o = std::get<UpCommand>(cl.command).options;
+    EXPECT_EQ(o.vms, 2); // the last one wins
+    EXPECT_EQ(o.mem_mib, 1024);
+    EXPECT_EQ(o.cpus, 2);
+    EXPECT_EQ(o.accel, Accel::Tcg);
+    EXPECT_EQ(o.net, NetMode::VirtioSocket);
+    EXPECT_EQ(*o.ssh_port_base, 10022);
+    EXPECT_EQ(o.timeout.count(), 60);
+}
+
+TEST(CommandLine, RunDirBeforeOrAfterTheCommand) {
+    EXPECT_EQ(*parse({"--run-dir", "/x", "status"}).run_dir, "/x");
+    EXPECT_EQ(*parse({"status", "--run-dir", "/y"}).run_dir, "/y");
+    EXPECT_EQ(*parse({"up", "--run-dir=/z", "--vms", "1"}).run_dir, "/z");
+}
+
+TEST(CommandLine, UsageErrorsAreOneClearLine) {
+    EXPECT_EQ(usage_error({"up", "--vms", "0"}), "--vms must be between 1 and 16");
+    EXPECT_EQ(usage_error({"up", "--cpus", "9"}),
+              "--cpus must be between 1 and 2 (this host has 2 CPUs)");
+    EXPECT_NE(usage_error({"up", "--net", "partlink"}).find("not implemented yet"),
+              std::string::npos);
+    EXPECT_NE(usage_error({"up", "--net", "virtio-socket", "--vms", "3"}).find("exactly 2 VMs"),
+              std::string::npos);
+    EXPECT_EQ(usage_error({"up", "--vms"}), "--vms needs a value (see partlink --help)");
+    EXPECT_EQ(usage_error({}),
+              "a command is required: up, ssh, status or down (see partlink --help)");
+    EXPECT_EQ(usage_error({"bogus"}),
+              "unknown command 'bogus'; commands are up, ssh, status, down (see partlink --help)");
+    EXPECT_NE(usage_error({"up", "--bogus"}).find("--bogus"), std::string::npos);
+    EXPECT_NE(usage_error({"status", "extra"}).find("extra"), std::string::npos);
+    EXPECT_EQ(usage_error({"ssh"}), "ssh needs a partition name, e.g. partlink ssh vm1");
+    EXPECT_NE(usage_error({"ssh", "vm1", "uname", "-r"}).find("after `--`"), std::string::npos);
+    EXPECT_NE(usage_error({"down", "--", "x"}).find("only for `partlink ssh"), std::string::npos);
+    EXPECT_EQ(usage_error({"--run-dir", "", "status"}), "(no error)"); // rejected later
+}
+
+TEST(CommandLine, SshCommandAfterDashes) {
+    auto cl = parse({"ssh", "vm1", "--", "sh", "-c", "echo a b"});
+    const auto& s = std::get<SshCommand>(cl.command);
+    EXPECT_EQ(s.vm, "vm1");
+    EXPECT_EQ(s.command, (std::vector<std::string>{"sh", "-c", "echo a b"}));
+
+    // Options of the remote command, including another `--`, are not ours.
+    auto cl2 = parse({"--run-dir", "/r", "ssh", "vm2", "--", "ls", "--", "-l", "--run-dir"});
+    EXPECT_EQ(std::get<SshCommand>(cl2.command).command,
+              (std::vector<std::string>{"ls", "--", "-l", "--run-dir"}));
+    EXPECT_EQ(*cl2.run_dir, "/r");
+}
+
+TEST(CommandLine, SshWithoutCommand) {
+    auto cl = parse({"ssh", "vm3"});
+    EXPECT_TRUE(std::get<SshCommand>(cl.command).command.empty());
+    auto cl2 = parse({"ssh", "vm3", "--"});
+    EXPECT_TRUE(std::get<SshCommand>(cl2.command).command.empty());
+    auto cl3 = parse({"ssh", "vm3", "uptime"});
+    EXPECT_EQ(std::get<SshCommand>(cl3.command).command, std::vector<std::string>{"uptime"});
+}
+
+TEST(CommandLine, StatusAndDown) {
+    EXPECT_FALSE(std::get<StatusCommand>(parse({"status"}).command).json);
+    EXPECT_TRUE(std::get<StatusCommand>(parse({"status", "--json"}).command).json);
+    EXPECT_TRUE(std::holds_alternative<DownCommand>(parse({"down"}).command));
+}
+
+TEST(CommandLine, HelpAndVersion) {
+    auto help = std::get<HelpCommand>(parse({"--help"}).command).text;
+    for (const char* word : {"up", "ssh", "status", "down", "--run-dir", "Examples"})
+        EXPECT_NE(help.find(word), std::string::npos) << word;
+    auto up_help = std::get<HelpCommand>(parse({"up", "--help"}).command).text;
+    for (const char* word : {"--vms", "--mem", "--cpus", "--accel", "--net", "--ssh-port",
+                             "--timeout", "virtio-socket"})
+        EXPECT_NE(up_help.find(word), std::string::npos) << word;
+    auto version = std::get<HelpCommand>(parse({"--version"}).command).text;
+    EXPECT_EQ(version.rfind("partlink ", 0), 0u);
+}

@@ -1,0 +1,70 @@
+#include <map>
+
+#include <gtest/gtest.h>
+
+#include "errors.hpp"
+#include "layout.hpp"
+
+using namespace partlink;
+
+namespace {
+
+EnvLookup env_of(std::map<std::string, std::string> vars) {
+    return [vars](const char* name) -> std::optional<std::string> {
+        auto it = vars.find(name);
+        if (it == vars.end())
+            return std::nullopt;
+        return it->second;
+    };
+}
+
+} // namespace
+
+TEST(Layout, RelativeToTheExecutable) {
+    Layout l = layout_for_executable("/w/build/bin/partlink", env_of({}));
+    EXPECT_EQ(l.build_dir, "/w/build");
+    EXPECT_EQ(l.qemu, "/w/build/qemu/qemu-system-x86_64");
+    EXPECT_EQ(l.images, "/w/build/images");
+    EXPECT_EQ(l.default_run_dir, "/w/build/run");
+    EXPECT_EQ(l.kernel(), "/w/build/images/vmlinuz");
+    EXPECT_EQ(l.initrd(), "/w/build/images/initramfs.cpio.gz");
+    EXPECT_EQ(l.ssh_identity(), "/w/build/images/ssh/id_ed25519");
+    EXPECT_EQ(l.firmware_dirs(),
+              (std::vector<std::filesystem::path>{"/w/build/qemu/pc-bios", "/usr/share/seabios",
+                                                  "/usr/share/qemu"}));
+}
+
+TEST(Layout, EnvironmentOverrides) {
+    Layout l = layout_for_executable("/w/build/bin/partlink",
+                                     env_of({{"PARTLINK_QEMU", "/q/qemu-system-x86_64"},
+                                             {"PARTLINK_IMAGES", "/img"},
+                                             {"PARTLINK_RUN_DIR", "/runs/a"}}));
+    EXPECT_EQ(l.qemu, "/q/qemu-system-x86_64");
+    EXPECT_EQ(l.images, "/img");
+    EXPECT_EQ(l.default_run_dir, "/runs/a");
+    EXPECT_EQ(choose_run_dir(std::nullopt, l), "/runs/a");
+    EXPECT_EQ(choose_run_dir(std::string("/opt/r"), l), "/opt/r"); // option beats env
+    EXPECT_TRUE(choose_run_dir(std::string("rel"), l).is_absolute());
+    EXPECT_THROW(choose_run_dir(std::string(""), l), UsageError);
+}
+
+TEST(Layout, MissingFilesSayWhatToRun) {
+    Layout l = layout_for_executable("/nonexistent/build/bin/partlink", env_of({}));
+    try {
+        l.require_qemu();
+        FAIL();
+    } catch (const Error& e) {
+        std::string what = e.what();
+        EXPECT_NE(what.find("/nonexistent/build/qemu/qemu-system-x86_64"), std::string::npos);
+        EXPECT_NE(what.find("make qemu"), std::string::npos);
+        EXPECT_EQ(e.exit_code(), kExitRuntime);
+    }
+    try {
+        l.require_images();
+        FAIL();
+    } catch (const Error& e) {
+        std::string what = e.what();
+        EXPECT_NE(what.find("/nonexistent/build/images/vmlinuz"), std::string::npos);
+        EXPECT_NE(what.find("make images"), std::string::npos);
+    }
+}
