@@ -56,8 +56,8 @@ def test_ssh_keeps_argument_words(cluster3):
 def test_partlink_driver_binds_the_device(cluster3):
     for vm in VMS:
         out = cluster3.ssh(vm, "for d in /sys/bus/pci/devices/*; do "
-                               "[ $(cat $d/vendor):$(cat $d/device) = 0x1234:0x7071 ] && "
-                               "basename $(readlink $d/driver); done").stdout
+                               "if [ $(cat $d/vendor):$(cat $d/device) = 0x1234:0x7071 ]; then "
+                               "basename $(readlink $d/driver); fi; done").stdout
         assert out.strip() == "partlink", f"{vm}: {out!r}"
 
 
