@@ -57,9 +57,13 @@ std::vector<std::string> build_ssh_argv(const SshTarget& target,
     if (allocate_tty)
         argv.push_back("-t");
     argv.push_back("root@127.0.0.1");
-    // One pre-quoted argument: ssh would otherwise join the words with
-    // spaces and the remote shell would split `echo a b` differently.
-    if (!command.empty())
+    // Several words are a command and its arguments, kept word for word
+    // (quoted into one argument: ssh would join them with spaces and the
+    // remote shell split them again).  A single word is a shell command
+    // line, as with ssh itself: `partlink ssh vm1 -- 'a | b'`.
+    if (command.size() == 1)
+        argv.push_back(command.front());
+    else if (!command.empty())
         argv.push_back(shell_join(command));
     return argv;
 }

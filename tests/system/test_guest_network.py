@@ -104,3 +104,8 @@ def test_guest_logs_kept(cluster3):
     for vm in VMS:
         console = (cluster3.run_dir / f"{vm}.console").read_text(errors="replace")
         assert f"partlink-guest: ready name={vm}" in console
+
+
+def test_ssh_single_word_is_a_command_line(cluster3):
+    proc = cluster3.partlink("ssh", "vm2", "--", "echo one two | wc -w")
+    assert proc.stdout.strip() == "2"

@@ -60,3 +60,9 @@ TEST(SshArgv, InteractiveGetsATty) {
     argv = build_ssh_argv(t, {}, false);
     EXPECT_EQ(std::count(argv.begin(), argv.end(), "-t"), 0);
 }
+
+TEST(SshArgv, SingleWordIsAShellCommandLine) {
+    SshTarget t{"/k", "/h", 22};
+    auto argv = build_ssh_argv(t, {"cat /proc/loadavg | wc -l"}, false);
+    EXPECT_EQ(argv.back(), "cat /proc/loadavg | wc -l");
+}
