@@ -66,6 +66,9 @@ std::vector<std::string> build_qemu_argv(const VmSpec& spec) {
     Argv argv(spec.qemu.string());
     argv.opt("-name", vm_name(spec.index) + ",debug-threads=on");
     argv.opt("-accel", accel_name(spec.accel));
+    // max under TCG brings RDRAND, so the guest's sshd need not wait for
+    // entropy; host under KVM is the usual fastest choice.
+    argv.opt("-cpu", spec.accel == Accel::Kvm ? "host" : "max");
     // Guest RAM must be a shareable memfd: partlink-pci hands it to peers.
     argv.opt("-machine", "q35,memory-backend=ram");
     argv.opt("-m", mem);

@@ -35,7 +35,8 @@ if [ -z "$SRC" ] || [ ! -f "$SRC/.partlink-unpacked" ]; then
 	rm -rf "$SRC_PARENT"
 	mkdir -p "$SRC_PARENT/dl"
 	log "fetching Debian's qemu source package"
-	( cd "$SRC_PARENT/dl" && apt-get source --download-only qemu ) ||
+	# As root, apt would warn that its _apt user cannot write here.
+	( cd "$SRC_PARENT/dl" && apt-get source --download-only -o APT::Sandbox::User=root qemu ) ||
 		die "apt-get source qemu failed: run 'make deps' (it adds the trixie deb-src line)"
 	ORIG=$(ls "$SRC_PARENT"/dl/qemu_*.orig.tar.xz)
 	DEBIAN=$(ls "$SRC_PARENT"/dl/qemu_*.debian.tar.xz)

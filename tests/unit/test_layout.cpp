@@ -26,7 +26,7 @@ TEST(Layout, RelativeToTheExecutable) {
     EXPECT_EQ(l.qemu, "/w/build/qemu/qemu-system-x86_64");
     EXPECT_EQ(l.images, "/w/build/images");
     EXPECT_EQ(l.default_run_dir, "/w/build/run");
-    EXPECT_EQ(l.kernel(), "/w/build/images/vmlinuz");
+    EXPECT_EQ(l.kernel(), "/w/build/images/vmlinux");
     EXPECT_EQ(l.initrd(), "/w/build/images/initramfs.cpio.gz");
     EXPECT_EQ(l.ssh_identity(), "/w/build/images/ssh/id_ed25519");
     EXPECT_EQ(l.firmware_dirs(),
@@ -64,7 +64,7 @@ TEST(Layout, MissingFilesSayWhatToRun) {
         FAIL();
     } catch (const Error& e) {
         std::string what = e.what();
-        EXPECT_NE(what.find("/nonexistent/build/images/vmlinuz"), std::string::npos);
+        EXPECT_NE(what.find("/nonexistent/build/images/vmlinux"), std::string::npos);
         EXPECT_NE(what.find("make images"), std::string::npos);
     }
 }
