@@ -14,8 +14,13 @@
 #include "qemu/osdep.h"
 #include "qemu/log.h"
 #include "qemu/module.h"
+#include "exec/cpu-common.h"
+#include "exec/memory.h"
+#include "hw/boards.h"
 #include "hw/pci/pci_device.h"
 #include "hw/qdev-properties.h"
+#include "migration/blocker.h"
+#include "qapi/error.h"
 #include "net/net.h"
 #include "qom/object.h"
 #include "trace.h"
@@ -29,6 +34,7 @@ struct PartlinkState {
     PCIDevice parent_obj;
 
     MemoryRegion regs;
+    Error *migration_blocker;
 
     /* properties */
     MACAddr mac;
@@ -168,9 +174,38 @@ static const MemoryRegionOps partlink_reg_ops = {
     },
 };
 
+/*
+ * Peers copy packets straight into this guest's RAM through its file
+ * descriptor, so the RAM must be a shareable, fd-backed memory backend.
+ */
+static bool partlink_ram_is_shareable(Error **errp)
+{
+    ERRP_GUARD();
+    MachineState *ms = MACHINE(qdev_get_machine());
+
+    if (!ms->ram || memory_region_get_fd(ms->ram) < 0 ||
+        !qemu_ram_is_shared(ms->ram->ram_block)) {
+        error_setg(errp, "partlink-pci needs guest RAM that peers can map");
+        error_append_hint(errp, "Use -object memory-backend-memfd,id=ram,"
+                          "size=<size>,share=on -machine memory-backend=ram\n");
+        return false;
+    }
+    return true;
+}
+
 static void partlink_realize(PCIDevice *pdev, Error **errp)
 {
     PartlinkState *s = PARTLINK_PCI(pdev);
+
+    if (!partlink_ram_is_shareable(errp)) {
+        return;
+    }
+    /* Dirty tracking cannot see a peer's writes into our RAM. */
+    error_setg(&s->migration_blocker, "partlink-pci: peers write into this "
+               "guest's RAM behind QEMU's dirty page tracking");
+    if (migrate_add_blocker(&s->migration_blocker, errp) < 0) {
+        return;
+    }
 
     memory_region_init_io(&s->regs, OBJECT(s), &partlink_reg_ops, s,
                           "partlink-regs", PARTLINK_REG_BAR_SIZE);
@@ -178,6 +213,13 @@ static void partlink_realize(PCIDevice *pdev, Error **errp)
                      &s->regs);
     trace_partlink_realize(s->port_id, s->mac.a[0], s->mac.a[1], s->mac.a[2],
                            s->mac.a[3], s->mac.a[4], s->mac.a[5]);
+}
+
+static void partlink_exit(PCIDevice *pdev)
+{
+    PartlinkState *s = PARTLINK_PCI(pdev);
+
+    migrate_del_blocker(&s->migration_blocker);
 }
 
 static void partlink_reset(DeviceState *dev)
@@ -211,6 +253,7 @@ static void partlink_class_init(ObjectClass *klass, void *data)
     PCIDeviceClass *k = PCI_DEVICE_CLASS(klass);
 
     k->realize = partlink_realize;
+    k->exit = partlink_exit;
     k->vendor_id = PARTLINK_PCI_VENDOR_ID;
     k->device_id = PARTLINK_PCI_DEVICE_ID;
     k->revision = PARTLINK_PCI_REVISION;

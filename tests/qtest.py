@@ -6,6 +6,7 @@ guest CPU running.  That lets a test drive a device model register by
 register, as tests/qtest/*.c does in QEMU's own tree, from Python.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -28,7 +29,7 @@ class QtestError(RuntimeError):
 class Qtest:
     """One QEMU process under qtest control; use as a context manager."""
 
-    def __init__(self, *device_args, machine="q35", extra_args=()):
+    def __init__(self, *device_args, machine="q35", shared_ram=True, extra_args=()):
         if not QEMU.exists():
             raise FileNotFoundError(f"{QEMU} is missing: run 'make qemu'")
         self._tmp = tempfile.TemporaryDirectory(prefix="partlink-qtest-")
@@ -38,10 +39,18 @@ class Qtest:
         listener.bind(sock_path)
         listener.listen(1)
         listener.settimeout(30)
-        argv = [str(QEMU), "-machine", machine, "-accel", "qtest",
+        self.qmp_path = os.path.join(self._tmp.name, "qmp.sock")
+        argv = [str(QEMU), "-accel", "qtest",
                 "-qtest", f"unix:{sock_path}", "-display", "none",
                 "-nodefaults", "-no-user-config", "-m", "64M",
+                "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
                 "-d", "guest_errors", "-D", self.log_path]
+        if shared_ram:
+            # partlink-pci realizes only on RAM that peers can map.
+            argv += ["-object", "memory-backend-memfd,id=ram,size=64M,share=on",
+                     "-machine", f"{machine},memory-backend=ram"]
+        else:
+            argv += ["-machine", machine]
         for d in FIRMWARE_DIRS:
             argv += ["-L", str(d)]
         for dev in device_args:
@@ -63,6 +72,9 @@ class Qtest:
             listener.close()
         self.sock.settimeout(30)
         self._buf = b""
+        # QEMU connects before it creates the machine; the first answer
+        # comes from its main loop, after every device realized.
+        self.command("endianness")
 
     def _finish(self):
         try:
@@ -87,6 +99,26 @@ class Qtest:
                 self._finish()
         self._tmp.cleanup()
 
+    def qmp(self, command, **arguments):
+        """Run one QMP command on a fresh connection; return the reply."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(30)
+            conn.connect(self.qmp_path)
+            stream = conn.makefile("rw")
+
+            def receive():
+                while True:
+                    msg = json.loads(stream.readline())
+                    if "event" not in msg:
+                        return msg
+
+            receive()  # greeting
+            for cmd, args in (("qmp_capabilities", {}), (command, arguments)):
+                stream.write(json.dumps({"execute": cmd, "arguments": args}) + "\n")
+                stream.flush()
+                reply = receive()
+            return reply
+
     def alive(self):
         return self.proc.poll() is None
 
@@ -105,10 +137,14 @@ class Qtest:
                 if reply.startswith("IRQ "):
                     continue  # asynchronous interrupt notification
                 break
-            chunk = self.sock.recv(4096)
+            try:
+                chunk = self.sock.recv(4096)
+            except ConnectionResetError:
+                chunk = b""
             if not chunk:
+                out = self._finish()
                 raise QtestError(f"QEMU closed the qtest socket after {line!r} "
-                                 f"(exit status {self.proc.poll()})")
+                                 f"(exit status {self.proc.poll()}): {out}")
             self._buf += chunk
         if not reply.startswith("OK"):
             raise QtestError(f"{line!r} -> {reply!r}")

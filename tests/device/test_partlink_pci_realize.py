@@ -1,0 +1,29 @@
+"""What partlink-pci demands of the machine it is plugged into."""
+
+import pytest
+
+from qtest import Qtest, QtestError
+
+
+def test_refuses_ram_peers_cannot_map():
+    with pytest.raises(QtestError) as failure:
+        Qtest("partlink-pci", shared_ram=False).close()
+    message = str(failure.value)
+    assert "partlink-pci needs guest RAM that peers can map" in message
+    assert "memory-backend-memfd" in message and "share=on" in message
+
+
+def test_blocks_live_migration():
+    with Qtest("partlink-pci") as q:
+        reply = q.qmp("migrate", uri="exec:cat >/dev/null")
+        assert "error" in reply, reply
+        assert "partlink-pci" in reply["error"]["desc"], reply
+        assert "dirty page tracking" in reply["error"]["desc"], reply
+        assert q.alive()
+
+
+def test_migration_allowed_without_the_device():
+    """The blocker above is the device's, not the test's setup."""
+    with Qtest() as q:
+        reply = q.qmp("migrate", uri="exec:cat >/dev/null")
+        assert "error" not in reply, reply
