@@ -75,6 +75,10 @@ fi
 #    Changed configure options (here or in QEMU_EXTRA_CONFIGURE) start afresh.
 export PATH=/usr/lib/ccache:$PATH
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.ccache}
+# Hash paths relative to the checkout, so that another clone (CI's) hits
+# the cache this one filled.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$REPO}
+export CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-true}
 CONFIGURE_ARGS=(
 	--python=$PYTHON
 	--target-list=x86_64-softmmu
