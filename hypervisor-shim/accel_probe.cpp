@@ -6,7 +6,7 @@
 #include <thread>
 #include <unistd.h>
 
-#include "errors.hpp"
+#include "error.hpp"
 #include "process.hpp"
 #include "qemu_command.hpp"
 #include "run_dir.hpp"

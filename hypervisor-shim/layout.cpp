@@ -4,7 +4,7 @@
 #include <system_error>
 #include <unistd.h>
 
-#include "errors.hpp"
+#include "error.hpp"
 
 namespace partlink {
 

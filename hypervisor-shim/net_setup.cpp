@@ -5,7 +5,7 @@
 #include <fstream>
 #include <system_error>
 
-#include "errors.hpp"
+#include "error.hpp"
 #include "process.hpp"
 
 namespace partlink {

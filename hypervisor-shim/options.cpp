@@ -4,7 +4,7 @@
 #include <sched.h>
 #include <thread>
 
-#include "errors.hpp"
+#include "error.hpp"
 
 namespace partlink {
 

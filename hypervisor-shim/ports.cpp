@@ -4,7 +4,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "errors.hpp"
+#include "error.hpp"
 
 namespace partlink {
 

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "fd.hpp"
+#include "unique_fd.hpp"
 
 namespace partlink {
 

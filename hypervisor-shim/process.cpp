@@ -13,7 +13,7 @@
 #include <thread>
 #include <unistd.h>
 
-#include "errors.hpp"
+#include "error.hpp"
 
 extern char** environ;
 

@@ -8,7 +8,7 @@
 #include <sys/types.h>
 #include <vector>
 
-#include "fd.hpp"
+#include "unique_fd.hpp"
 
 namespace partlink {
 

@@ -8,8 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "errors.hpp"
-#include "fd.hpp"
+#include "error.hpp"
+#include "unique_fd.hpp"
 
 namespace partlink {
 

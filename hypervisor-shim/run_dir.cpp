@@ -8,7 +8,7 @@
 #include <system_error>
 #include <unistd.h>
 
-#include "errors.hpp"
+#include "error.hpp"
 
 namespace partlink {
 

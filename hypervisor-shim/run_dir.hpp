@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "fd.hpp"
 #include "state.hpp"
+#include "unique_fd.hpp"
 
 namespace partlink {
 

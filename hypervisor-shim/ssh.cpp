@@ -2,7 +2,7 @@
 
 #include <unistd.h>
 
-#include "errors.hpp"
+#include "error.hpp"
 
 namespace partlink {
 

@@ -13,7 +13,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "errors.hpp"
+#include "error.hpp"
 #include "options.hpp"
 
 namespace partlink {

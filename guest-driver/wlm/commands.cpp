@@ -14,7 +14,7 @@
 #include <sys/utsname.h>
 #include <variant>
 
-#include "errors.hpp"
+#include "exit_status.hpp"
 #include "manager.hpp"
 #include "monitor.hpp"
 #include "net.hpp"

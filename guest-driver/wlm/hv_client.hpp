@@ -12,8 +12,8 @@
 #include <string>
 #include <string_view>
 
-#include "errors.hpp"
-#include "fd.hpp"
+#include "exit_status.hpp"
+#include "unique_fd.hpp"
 
 namespace plwlm {
 
@@ -75,7 +75,7 @@ public:
 
 private:
     std::string path_;
-    UniqueFd fd_;
+    partlink::UniqueFd fd_;
 };
 
 } // namespace plwlm

@@ -8,7 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
-#include "errors.hpp"
+#include "exit_status.hpp"
 
 int main(int argc, char** argv) {
     using namespace plwlm;

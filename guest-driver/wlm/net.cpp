@@ -7,7 +7,7 @@
 #include <string>
 #include <sys/socket.h>
 
-#include "errors.hpp"
+#include "exit_status.hpp"
 
 namespace plwlm {
 namespace {
@@ -77,7 +77,7 @@ UdpSocket::UdpSocket()
 }
 
 UdpSocket UdpSocket::bind(const Endpoint& local) {
-    UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    partlink::UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!fd)
         throw_errno("cannot create a UDP socket");
     const auto sa = local.sockaddr();

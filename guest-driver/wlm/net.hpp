@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "fd.hpp"
+#include "unique_fd.hpp"
 
 namespace plwlm {
 
@@ -53,9 +53,9 @@ public:
     std::optional<Datagram> receive(std::size_t buffer_size) const;
 
 private:
-    explicit UdpSocket(UniqueFd fd)
+    explicit UdpSocket(partlink::UniqueFd fd)
         : fd_(std::move(fd)) {}
-    UniqueFd fd_;
+    partlink::UniqueFd fd_;
 };
 
 } // namespace plwlm

@@ -4,7 +4,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "errors.hpp"
+#include "exit_status.hpp"
 
 namespace plwlm {
 namespace {

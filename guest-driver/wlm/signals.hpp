@@ -2,7 +2,7 @@
 // request like any other input instead of being interrupted mid-step.
 #pragma once
 
-#include "fd.hpp"
+#include "unique_fd.hpp"
 
 namespace plwlm {
 
@@ -19,7 +19,7 @@ public:
     int take() const;
 
 private:
-    UniqueFd fd_;
+    partlink::UniqueFd fd_;
 };
 
 } // namespace plwlm

@@ -20,7 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "directive.hpp"
-#include "fd.hpp"
+#include "unique_fd.hpp"
 
 namespace partlink::capacity {
 

@@ -6,7 +6,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "fd.hpp"
+#include "unique_fd.hpp"
 
 namespace fs = std::filesystem;
 

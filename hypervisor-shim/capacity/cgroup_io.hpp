@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "errors.hpp"
+#include "error.hpp"
 
 namespace partlink::capacity {
 

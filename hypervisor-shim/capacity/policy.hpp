@@ -26,7 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cpu_amount.hpp"
-#include "errors.hpp"
+#include "error.hpp"
 
 namespace partlink::capacity {
 

@@ -5,7 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "../errors.hpp"
+#include "error.hpp"
 
 #ifndef PARTLINK_VERSION
 #define PARTLINK_VERSION "unknown"

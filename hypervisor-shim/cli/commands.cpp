@@ -5,13 +5,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "../errors.hpp"
 #include "../output.hpp"
 #include "../run_dir.hpp"
 #include "../ssh.hpp"
 #include "../status.hpp"
 #include "../teardown.hpp"
 #include "../up.hpp"
+#include "error.hpp"
 
 namespace partlink::cli {
 

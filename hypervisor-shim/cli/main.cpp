@@ -4,10 +4,10 @@
 #include <string>
 #include <vector>
 
-#include "../errors.hpp"
 #include "../layout.hpp"
 #include "command_line.hpp"
 #include "commands.hpp"
+#include "error.hpp"
 
 namespace {
 

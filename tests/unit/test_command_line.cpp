@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "command_line.hpp"
-#include "errors.hpp"
+#include "error.hpp"
 
 using namespace partlink;
 using namespace partlink::cli;

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "errors.hpp"
+#include "error.hpp"
 #include "layout.hpp"
 
 using namespace partlink;

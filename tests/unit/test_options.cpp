@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "errors.hpp"
+#include "error.hpp"
 #include "options.hpp"
 
 using namespace partlink;

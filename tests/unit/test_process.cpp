@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "errors.hpp"
+#include "error.hpp"
 #include "process.hpp"
 
 using namespace partlink;

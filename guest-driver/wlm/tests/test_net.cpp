@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "errors.hpp"
+#include "exit_status.hpp"
 #include "net.hpp"
 
 namespace plwlm {

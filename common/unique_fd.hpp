@@ -4,7 +4,7 @@
 #include <unistd.h>
 #include <utility>
 
-namespace plwlm {
+namespace partlink {
 
 class UniqueFd {
 public:
@@ -38,4 +38,4 @@ private:
     int fd_ = -1;
 };
 
-} // namespace plwlm
+} // namespace partlink

@@ -1,7 +1,7 @@
-// Errors and exit statuses of plwlm.
+// Error types shared by the partlink CLI, partlinkd and plwlm.
 //
-// Messages are shown to a person after "plwlm: ", so each says what went
-// wrong and, where there is one, what to do about it.
+// Every message is meant to be shown to a person as is, after "partlink: ",
+// so it says what went wrong and, where there is one, what to do about it.
 #pragma once
 
 #include <cerrno>
@@ -9,19 +9,17 @@
 #include <stdexcept>
 #include <string>
 
-namespace plwlm {
+namespace partlink {
 
+// Process exit statuses: a usage error is anything decided from the command
+// line alone; everything else that fails is a runtime error.
 inline constexpr int kExitOk = 0;
-// A runtime failure, or the hypervisor refused a directive.
-inline constexpr int kExitFailure = 1;
-// Decided from the command line alone.
+inline constexpr int kExitRuntime = 1;
 inline constexpr int kExitUsage = 2;
-// The hypervisor channel is not there (no /dev/partlink-hv).
-inline constexpr int kExitUnavailable = 3;
 
 class Error : public std::runtime_error {
 public:
-    explicit Error(const std::string& message, int exit_code = kExitFailure)
+    explicit Error(const std::string& message, int exit_code = kExitRuntime)
         : std::runtime_error(message)
         , exit_code_(exit_code) {}
 
@@ -37,6 +35,7 @@ public:
         : Error(message, kExitUsage) {}
 };
 
+// "WHAT: strerror(errno)" for a failed system call.
 inline std::string errno_message(const std::string& what, int err = errno) {
     return what + ": " + std::strerror(err);
 }
@@ -45,4 +44,4 @@ inline std::string errno_message(const std::string& what, int err = errno) {
     throw Error(errno_message(what, err));
 }
 
-} // namespace plwlm
+} // namespace partlink
