@@ -28,7 +28,7 @@ deps:
 qemu: deps
 	@scripts/build-qemu.sh $(BUILD)
 
-images: deps
+images: deps shim
 	@scripts/build-images.sh $(BUILD)
 
 shim: deps

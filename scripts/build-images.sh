@@ -32,6 +32,9 @@ GUEST_MODULES=(virtio_pci virtio_net virtio_balloon)
 # Programs copied into the guest with the libraries they link against.
 GUEST_PROGRAMS=(/usr/bin/iperf3 /usr/sbin/dropbear /usr/bin/dbclient
 	/usr/bin/dropbearkey /usr/sbin/ethtool)
+# The in-guest workload manager, a static binary from the meson build
+# (make shim builds it before make images).
+PLWLM="$BUILD_DIR/meson/guest-driver/wlm/plwlm"
 # Number of guests the image knows by name (vm1..vmN = 10.77.0.1..N).
 MAX_GUESTS=16
 GUEST_NET=10.77.0
@@ -254,7 +257,8 @@ build_initramfs() {
 	local f m i
 
 	[ -f "$init" ] || die "$init is missing"
-	if ! stale "$img" "$init" "$SELF" "$OUT/partlink.ko" "$OUT/kernel-release" \
+	[ -x "$PLWLM" ] || die "$PLWLM is missing: run 'make shim' first"
+	if ! stale "$img" "$init" "$SELF" "$OUT/partlink.ko" "$OUT/kernel-release" "$PLWLM" \
 		"$kd/guest_host_key" "$kd/guest_id_dropbear" "$kd/id_ed25519.pub" \
 		/bin/busybox "${GUEST_PROGRAMS[@]}"; then
 		log "initramfs.cpio.gz: up to date"
@@ -282,6 +286,9 @@ build_initramfs() {
 		rm -f "$stage$f"
 		copy_with_libs "$stage" "$f"
 	done
+	# plwlm is static: no libraries to copy, only its debug info to drop.
+	install -m 0755 "$PLWLM" "$stage/usr/bin/plwlm"
+	strip "$stage/usr/bin/plwlm"
 	[ -e "$stage/lib64/ld-linux-x86-64.so.2" ] ||
 		die "ldd did not list /lib64/ld-linux-x86-64.so.2"
 
