@@ -66,7 +66,9 @@ class Qtest:
         try:
             self.sock, _ = listener.accept()
         except socket.timeout:
+            self.proc.kill()
             out = self._finish()
+            self._tmp.cleanup()
             raise QtestError(f"QEMU did not connect to qtest: {out}") from None
         finally:
             listener.close()
@@ -74,7 +76,11 @@ class Qtest:
         self._buf = b""
         # QEMU connects before it creates the machine; the first answer
         # comes from its main loop, after every device realized.
-        self.command("endianness")
+        try:
+            self.command("endianness")
+        except BaseException:
+            self.close()
+            raise
 
     def _finish(self):
         try:
@@ -91,13 +97,13 @@ class Qtest:
         self.close()
 
     def close(self):
-        if self.proc.poll() is None:
-            try:
-                self.sock.close()
-            finally:
+        try:
+            self.sock.close()
+        finally:
+            if self.proc.poll() is None:
                 self.proc.terminate()
-                self._finish()
-        self._tmp.cleanup()
+            self._finish()
+            self._tmp.cleanup()
 
     def qmp(self, command, **arguments):
         """Run one QMP command on a fresh connection; return the reply."""
