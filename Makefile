@@ -8,7 +8,7 @@ PARTLINK   := $(BUILD)/bin/partlink
 PYTHON     := /usr/bin/python3
 PYTEST_ARGS ?=
 
-.PHONY: all deps qemu images shim demo test unit-test system-test lint format clean distclean help
+.PHONY: all deps qemu images shim demo bench test unit-test system-test lint format clean distclean help
 
 all: qemu images shim
 
@@ -19,6 +19,7 @@ help:
 	@echo "make shim         build the partlink launcher -> $(PARTLINK)"
 	@echo "make demo         build what is missing, boot 2 guests, ping/iperf3/ssh between them"
 	@echo "make test         unit tests, device tests and whole-system tests"
+	@echo "make bench        guest-to-guest TCP, UDP and RTT per network mode, side by side"
 	@echo "make lint         QEMU and kernel checkpatch, clang-format check"
 	@echo "make clean        remove build/ except the QEMU source and ccache-able QEMU build"
 
@@ -39,6 +40,9 @@ shim: deps
 
 demo: all
 	@scripts/demo.sh
+
+bench: all
+	@$(PYTHON) scripts/bench.py $(BENCH_ARGS)
 
 test: all
 	@$(MAKE) --no-print-directory unit-test system-test

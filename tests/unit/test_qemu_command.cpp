@@ -36,7 +36,7 @@ std::vector<std::string> common_prefix(const std::string& n, const std::string& 
         "/B/qemu/qemu-system-x86_64",
         "-name", "vm" + n + ",debug-threads=on",
         "-accel", accel,
-        "-cpu", accel == "kvm" ? "host" : "max",
+        "-cpu", accel == "kvm" ? "host" : "qemu64,+rdrand",
         "-machine", "q35,memory-backend=ram",
         "-m", "512",
         "-smp", "1",

@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""make bench: measure guest-to-guest networking, every mode in the same run.
+
+For each network mode, boot two guests with the same memory, vCPUs and
+accelerator, then measure with the same tools: iperf3 TCP (1 stream, each
+direction; 4 streams), iperf3 UDP 64-byte packet rate, ping RTT over 100
+pings (median, p99).  Raw results go to build/bench/<time>/ as JSON; the
+output is a table and the ratios of every mode to the baseline, last line
+for scripts:
+
+    virtio-socket/virtio-tap: tcp 0.21x rtt 1.30x udp64 0.80x
+
+Absolute numbers drift between machines; the ratios measured side by side
+are what to compare.  `partlink` joins the modes when its packet path lands.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PARTLINK = REPO / "build" / "bin" / "partlink"
+MODES = ("virtio-tap", "virtio-socket", "partlink")
+
+
+def log(msg):
+    print(f"bench: {msg}", flush=True)
+
+
+class Guests:
+    def __init__(self, run_dir, mode, args):
+        self.run_dir, self.mode, self.args = run_dir, mode, args
+
+    def pl(self, *words, timeout=600, check=True):
+        argv = [str(PARTLINK), "--run-dir", str(self.run_dir), *map(str, words)]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n"
+                               f"{proc.stdout}{proc.stderr}")
+        return proc
+
+    def __enter__(self):
+        self.pl("up", "--vms", 2, "--net", self.mode, "--mem", self.args.mem,
+                "--cpus", self.args.cpus, "--accel", self.args.accel)
+        return self
+
+    def __exit__(self, *exc):
+        self.pl("down", check=False)
+
+    def iperf(self, extra):
+        out = self.pl("ssh", "vm1", "--",
+                      f"iperf3 -c 10.77.0.2 -J -t {self.args.seconds} {extra}").stdout
+        return json.loads(out)
+
+
+def measure(guests, seconds):
+    result = {}
+    log(f"{guests.mode}: TCP 1 stream vm1->vm2, {seconds} s")
+    result["tcp_fwd"] = guests.iperf("")
+    log(f"{guests.mode}: TCP 1 stream vm2->vm1, {seconds} s")
+    result["tcp_rev"] = guests.iperf("-R")
+    log(f"{guests.mode}: TCP 4 streams, {seconds} s")
+    result["tcp_4"] = guests.iperf("-P 4")
+    log(f"{guests.mode}: UDP 64-byte packets, {seconds} s")
+    result["udp64"] = guests.iperf("-u -b 0 -l 64")
+    log(f"{guests.mode}: 100 pings")
+    out = guests.pl("ssh", "vm1", "--", "ping -c 100 -i 0.05 10.77.0.2").stdout
+    rtts = [float(t.split("=")[1]) for t in out.split() if t.startswith("time=")]
+    if len(rtts) < 90:
+        raise RuntimeError(f"{guests.mode}: only {len(rtts)} of 100 pings answered:\n{out}")
+    result["ping_ms"] = rtts
+    return result
+
+
+def summarize(raw):
+    def gbit(doc):
+        return doc["end"]["sum_received"]["bits_per_second"] / 1e9
+
+    rtts = sorted(raw["ping_ms"])
+    udp = raw["udp64"]["end"]["sum"]
+    return {
+        "tcp_gbit": (gbit(raw["tcp_fwd"]) + gbit(raw["tcp_rev"])) / 2,
+        "tcp4_gbit": gbit(raw["tcp_4"]),
+        "udp64_kpps": (udp["packets"] - udp["lost_packets"]) / udp["seconds"] / 1e3,
+        "rtt_median_ms": statistics.median(rtts),
+        "rtt_p99_ms": rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))],
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--modes", default="virtio-tap,virtio-socket",
+                    help="comma-separated, the first is the baseline (default: %(default)s)")
+    ap.add_argument("--seconds", type=int, default=10, help="per iperf3 run (default: 10)")
+    ap.add_argument("--mem", type=int, default=512)
+    ap.add_argument("--cpus", type=int, default=1)
+    ap.add_argument("--accel", default="auto")
+    args = ap.parse_args()
+    modes = args.modes.split(",")
+    for m in modes:
+        if m not in MODES:
+            ap.error(f"unknown mode {m!r}; modes: {', '.join(MODES)}")
+    if len(modes) < 2:
+        ap.error("give at least two modes: a baseline and one to compare")
+    if not PARTLINK.exists():
+        sys.exit(f"bench: {PARTLINK} is missing: run 'make all'")
+
+    out_dir = REPO / "build" / "bench" / time.strftime("%Y%m%dT%H%M%S")
+    out_dir.mkdir(parents=True)
+    summary = {}
+    for mode in modes:
+        with Guests(out_dir / f"run-{mode}", mode, args) as guests:
+            raw = measure(guests, args.seconds)
+        (out_dir / f"{mode}.json").write_text(json.dumps(raw, indent=1))
+        summary[mode] = summarize(raw)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+
+    cols = ["tcp_gbit", "tcp4_gbit", "udp64_kpps", "rtt_median_ms", "rtt_p99_ms"]
+    print(f"\n{'mode':<15}" + "".join(f"{c:>15}" for c in cols))
+    for mode, s in summary.items():
+        print(f"{mode:<15}" + "".join(f"{s[c]:>15.3f}" for c in cols))
+    print(f"\nraw results: {out_dir}")
+    base = summary[modes[0]]
+    for mode in modes[1:]:
+        s = summary[mode]
+        print(f"{mode}/{modes[0]}: tcp {s['tcp_gbit'] / base['tcp_gbit']:.2f}x "
+              f"rtt {s['rtt_median_ms'] / base['rtt_median_ms']:.2f}x "
+              f"udp64 {s['udp64_kpps'] / base['udp64_kpps']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
