@@ -113,6 +113,35 @@ static void partlink_reset_state(PartlinkState *s)
     s->scratch = 0;
 }
 
+/*
+ * FAILED, once set, stays until the driver resets the device: the driver
+ * must be able to read back that its configuration was refused.
+ */
+static void partlink_write_status(PartlinkState *s, hwaddr addr,
+                                  unsigned size, uint64_t val)
+{
+    if (val == 0) {
+        partlink_reset_state(s);
+        trace_partlink_reset("driver");
+        return;
+    }
+    if (val & ~(uint64_t)PARTLINK_STATUS_MASK) {
+        partlink_bad_access(s, addr, size, "unknown status bits");
+        return;
+    }
+    if ((val & PARTLINK_STATUS_DRIVER_OK) &&
+        !(val & PARTLINK_STATUS_ACKNOWLEDGE)) {
+        partlink_bad_access(s, addr, size, "DRIVER_OK without ACKNOWLEDGE");
+        return;
+    }
+    if ((s->status & PARTLINK_STATUS_FAILED) &&
+        (val & PARTLINK_STATUS_DRIVER_OK)) {
+        partlink_bad_access(s, addr, size, "DRIVER_OK on a failed device");
+        return;
+    }
+    s->status = val | (s->status & PARTLINK_STATUS_FAILED);
+}
+
 static void partlink_reg_write(void *opaque, hwaddr addr, uint64_t val,
                                unsigned size)
 {
@@ -125,6 +154,11 @@ static void partlink_reg_write(void *opaque, hwaddr addr, uint64_t val,
     }
     switch (addr) {
     case PARTLINK_REG_DRV_FEATURES:
+        if (s->status & PARTLINK_STATUS_DRIVER_OK) {
+            partlink_bad_access(s, addr, size, "features changed while the "
+                                "device is live");
+            break;
+        }
         /* A driver cannot accept what the device did not offer. */
         if (val & ~(uint64_t)PARTLINK_FEATURES_V1) {
             partlink_bad_access(s, addr, size, "unoffered feature accepted");
@@ -134,16 +168,7 @@ static void partlink_reg_write(void *opaque, hwaddr addr, uint64_t val,
         s->drv_features = val;
         break;
     case PARTLINK_REG_STATUS:
-        if (val == 0) {
-            partlink_reset_state(s);
-            trace_partlink_reset("driver");
-            break;
-        }
-        if (val & ~(uint64_t)PARTLINK_STATUS_MASK) {
-            partlink_bad_access(s, addr, size, "unknown status bits");
-            break;
-        }
-        s->status = val;
+        partlink_write_status(s, addr, size, val);
         break;
     case PARTLINK_REG_SCRATCH:
         s->scratch = val;
@@ -183,10 +208,13 @@ static bool partlink_ram_is_shareable(Error **errp)
     ERRP_GUARD();
     MachineState *ms = MACHINE(qdev_get_machine());
 
-    if (!ms->ram || memory_region_get_fd(ms->ram) < 0 ||
+    /* With -numa memdev=, ms->ram is a container without a RAM block. */
+    if (!ms->ram || !memory_region_is_ram(ms->ram) || !ms->ram->ram_block ||
+        memory_region_get_fd(ms->ram) < 0 ||
         !qemu_ram_is_shared(ms->ram->ram_block)) {
         error_setg(errp, "partlink-pci needs guest RAM that peers can map");
-        error_append_hint(errp, "Use -object memory-backend-memfd,id=ram,"
+        error_append_hint(errp, "Use one shared memory backend, without "
+                          "-numa: -object memory-backend-memfd,id=ram,"
                           "size=<size>,share=on -machine memory-backend=ram\n");
         return false;
     }

@@ -100,7 +100,7 @@ fi
 
 log "building (log: $BUILD/qemu-build.log)"
 if ! ninja -C "$OUT" qemu-system-x86_64 >"$BUILD/qemu-build.log" 2>&1; then
-	grep -E 'error|Error' "$BUILD/qemu-build.log" | head -20
+	grep -m20 -E 'error|Error' "$BUILD/qemu-build.log" || true
 	die "build failed, see $BUILD/qemu-build.log"
 fi
 "$OUT/qemu-system-x86_64" -device help | grep -q '"partlink-pci"' ||

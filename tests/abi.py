@@ -18,7 +18,8 @@ def _evaluate(expr, known):
 
 def load():
     known = {}
-    for line in HEADER.read_text().splitlines():
+    text = HEADER.read_text().replace("\\\n", " ")  # join continued lines
+    for line in text.splitlines():
         m = _DEFINE.match(line)
         if m and not m.group(1).endswith("_H"):
             known[m.group(1)] = _evaluate(m.group(2), known)

@@ -47,7 +47,9 @@
 #define PARTLINK_STATUS_ACKNOWLEDGE	(1u << 0)	/* driver found it */
 #define PARTLINK_STATUS_DRIVER_OK	(1u << 1)	/* driver is ready */
 #define PARTLINK_STATUS_FAILED		(1u << 7)	/* driver gave up */
-#define PARTLINK_STATUS_MASK		0x83u
+#define PARTLINK_STATUS_MASK		(PARTLINK_STATUS_ACKNOWLEDGE | \
+					 PARTLINK_STATUS_DRIVER_OK | \
+					 PARTLINK_STATUS_FAILED)
 
 /* Feature bits: none defined in ABI version 1. */
 #define PARTLINK_FEATURES_V1		0u

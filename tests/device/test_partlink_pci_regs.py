@@ -147,3 +147,34 @@ def test_system_reset_clears_counters(dev):
     dev.pci_cfg_writel(dev.devfn, PCI_BAR0, BAR0)
     dev.pci_cfg_writel(dev.devfn, PCI_COMMAND, PCI_COMMAND_MEMORY)
     assert dev.readl(reg("BAD_ACCESS")) == 0
+
+
+def test_driver_ok_needs_acknowledge(dev):
+    dev.writel(reg("STATUS"), ABI["PARTLINK_STATUS_DRIVER_OK"])
+    assert dev.readl(reg("STATUS")) == 0
+    assert dev.readl(reg("BAD_ACCESS")) == 1
+
+
+def test_failed_sticks_until_reset(dev):
+    ack, ok = ABI["PARTLINK_STATUS_ACKNOWLEDGE"], ABI["PARTLINK_STATUS_DRIVER_OK"]
+    failed = ABI["PARTLINK_STATUS_FAILED"]
+    dev.writel(reg("STATUS"), ack)
+    dev.writel(reg("DRV_FEATURES"), 0x1)  # not offered: the device fails
+    dev.writel(reg("STATUS"), ack | ok)
+    assert dev.readl(reg("STATUS")) == ack | failed, "driver must see the refusal"
+    dev.writel(reg("STATUS"), ack)
+    assert dev.readl(reg("STATUS")) & failed, "FAILED cleared without a reset"
+    dev.writel(reg("STATUS"), 0)
+    assert dev.readl(reg("STATUS")) == 0
+    dev.writel(reg("STATUS"), ack)
+    dev.writel(reg("STATUS"), ack | ok)
+    assert dev.readl(reg("STATUS")) == ack | ok
+
+
+def test_features_frozen_while_live(dev):
+    ack, ok = ABI["PARTLINK_STATUS_ACKNOWLEDGE"], ABI["PARTLINK_STATUS_DRIVER_OK"]
+    dev.writel(reg("STATUS"), ack)
+    dev.writel(reg("STATUS"), ack | ok)
+    dev.writel(reg("DRV_FEATURES"), 0)
+    assert dev.readl(reg("BAD_ACCESS")) == 1
+    assert dev.readl(reg("STATUS")) == ack | ok
