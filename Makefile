@@ -8,7 +8,7 @@ PARTLINK   := $(BUILD)/bin/partlink
 PYTHON     := /usr/bin/python3
 PYTEST_ARGS ?=
 
-.PHONY: all deps qemu images shim demo bench test unit-test system-test lint format clean distclean help
+.PHONY: all deps qemu images shim demo bench test unit-test pytest device-test system-test lint format clean distclean help
 
 all: qemu images shim
 
@@ -45,10 +45,17 @@ bench: all
 	@$(PYTHON) scripts/bench.py $(BENCH_ARGS)
 
 test: all
-	@$(MAKE) --no-print-directory unit-test system-test
+	@$(MAKE) --no-print-directory unit-test pytest
 
 unit-test:
 	meson test -C $(MESON_DIR) --print-errorlogs
+
+# Device tests (qtest, no guest) and whole-system tests in one pytest run.
+pytest:
+	$(PYTHON) -m pytest tests/device tests/system $(PYTEST_ARGS)
+
+device-test:
+	$(PYTHON) -m pytest tests/device $(PYTEST_ARGS)
 
 system-test:
 	$(PYTHON) -m pytest tests/system $(PYTEST_ARGS)
