@@ -20,6 +20,7 @@
 #include "hw/pci/pci_device.h"
 #include "hw/qdev-properties.h"
 #include "migration/blocker.h"
+#include "net/eth.h"
 #include "qapi/error.h"
 #include "net/net.h"
 #include "qom/object.h"
@@ -223,8 +224,16 @@ static bool partlink_ram_is_shareable(Error **errp)
 
 static void partlink_realize(PCIDevice *pdev, Error **errp)
 {
+    static const MACAddr zero_mac;
     PartlinkState *s = PARTLINK_PCI(pdev);
 
+    /* Peers route to this adapter by its MAC: it must be a unicast one. */
+    if (is_multicast_ether_addr(s->mac.a) ||
+        !memcmp(&s->mac, &zero_mac, sizeof(zero_mac))) {
+        error_setg(errp, "partlink-pci: mac must be a unicast, non-zero "
+                   "address");
+        return;
+    }
     if (!partlink_ram_is_shareable(errp)) {
         return;
     }
@@ -250,9 +259,9 @@ static void partlink_exit(PCIDevice *pdev)
     migrate_del_blocker(&s->migration_blocker);
 }
 
-static void partlink_reset(DeviceState *dev)
+static void partlink_reset_hold(Object *obj, ResetType type)
 {
-    PartlinkState *s = PARTLINK_PCI(dev);
+    PartlinkState *s = PARTLINK_PCI(obj);
 
     partlink_reset_state(s);
     s->bad_access = 0;
@@ -279,6 +288,7 @@ static void partlink_class_init(ObjectClass *klass, void *data)
 {
     DeviceClass *dc = DEVICE_CLASS(klass);
     PCIDeviceClass *k = PCI_DEVICE_CLASS(klass);
+    ResettableClass *rc = RESETTABLE_CLASS(klass);
 
     k->realize = partlink_realize;
     k->exit = partlink_exit;
@@ -287,7 +297,7 @@ static void partlink_class_init(ObjectClass *klass, void *data)
     k->revision = PARTLINK_PCI_REVISION;
     k->class_id = PARTLINK_PCI_CLASS;
     dc->desc = "partlink inter-partition adapter";
-    device_class_set_legacy_reset(dc, partlink_reset);
+    rc->phases.hold = partlink_reset_hold;
     device_class_set_props(dc, partlink_properties);
     set_bit(DEVICE_CATEGORY_NETWORK, dc->categories);
 }

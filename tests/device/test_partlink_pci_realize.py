@@ -27,3 +27,10 @@ def test_migration_allowed_without_the_device():
     with Qtest() as q:
         reply = q.qmp("migrate", uri="exec:cat >/dev/null")
         assert "error" not in reply, reply
+
+
+@pytest.mark.parametrize("mac", ["01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00"])
+def test_refuses_a_mac_peers_cannot_route_to(mac):
+    with pytest.raises(QtestError) as failure:
+        Qtest(f"partlink-pci,mac={mac}").close()
+    assert "mac must be a unicast, non-zero address" in str(failure.value)
