@@ -6,9 +6,7 @@ names one of those directories, so no guest, tap or bridge outlives pytest.
 """
 
 import json
-import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +15,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from procs import kill_qemus  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "build"
@@ -58,7 +58,7 @@ class Cluster:
 
     def ssh(self, vm, command, timeout=120, check=True):
         """Run a shell command line in a guest over the management path."""
-        return self.partlink("ssh", vm, "--", "sh", "-c", command, timeout=timeout, check=check)
+        return self.partlink("ssh", vm, "--", command, timeout=timeout, check=check)
 
     def status(self):
         return json.loads(self.partlink("status", "--json").stdout)
@@ -69,21 +69,7 @@ class Cluster:
 
 def kill_leftovers(run_dir: Path):
     """Last line of defence should `partlink down` itself be broken."""
-    survivors = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if "qemu-system" in cmdline and str(run_dir) in cmdline:
-            survivors.append(int(proc.name))
-            try:
-                os.kill(int(proc.name), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    return survivors
+    return kill_qemus(run_dir)
 
 
 @pytest.fixture

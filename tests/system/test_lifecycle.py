@@ -6,26 +6,13 @@ import subprocess
 import time
 
 from conftest import PARTLINK, BOOT_TIMEOUT, guest_ping, kill_leftovers
+from procs import qemu_pids
 
 
 def host_links():
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True,
                          check=True).stdout
     return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
-
-
-def qemu_pids(run_dir):
-    pids = []
-    for proc in os.listdir("/proc"):
-        if proc.isdigit():
-            try:
-                with open(f"/proc/{proc}/cmdline", "rb") as f:
-                    cmd = f.read()
-            except OSError:
-                continue
-            if b"qemu-system" in cmd and str(run_dir).encode() in cmd:
-                pids.append(int(proc))
-    return pids
 
 
 def test_down_leaves_nothing_and_up_works_again(new_cluster):
