@@ -1,14 +1,24 @@
 /* SPDX-License-Identifier: (GPL-2.0-or-later OR MIT) */
 /*
  * partlink device ABI: the contract between the partlink-pci device model,
- * the guest driver and the tests.  docs/spec.md describes every field; change
- * both together, and bump PARTLINK_ABI_VERSION on any incompatible change.
+ * the guest driver, partlinkd and the tests.  docs/spec.md describes every
+ * field; change both together, and bump PARTLINK_ABI_VERSION on any
+ * incompatible change.
  *
- * All registers are little-endian and 32 bits wide; a guest may only access
- * them with aligned 32-bit loads and stores.
+ * Three parts:
+ *  1. what a guest sees: PCI identity, BAR 0 registers, ring descriptors;
+ *  2. the fabric segment: shared memory between the devices of all
+ *     partitions and partlinkd (host only);
+ *  3. the fabric protocol: messages between a device and partlinkd over a
+ *     unix socket (host only).
+ *
+ * Guest-visible fields are little-endian.  Host-only fields (parts 2 and 3)
+ * are in the host's byte order: both ends always run on the same host.
  */
 #ifndef PARTLINK_ABI_H
 #define PARTLINK_ABI_H
+
+#include <linux/types.h>
 
 /*
  * PCI identity.  0x1234 is the vendor ID QEMU uses for its own experimental
@@ -16,14 +26,15 @@
  */
 #define PARTLINK_PCI_VENDOR_ID		0x1234
 #define PARTLINK_PCI_DEVICE_ID		0x7071
-#define PARTLINK_PCI_REVISION		0x01
+#define PARTLINK_PCI_REVISION		0x02
 #define PARTLINK_PCI_CLASS		0x0200	/* network, Ethernet */
 
-#define PARTLINK_ABI_VERSION		1
+#define PARTLINK_ABI_VERSION		2
 
-/* BAR 0: registers */
+/* BAR 0: registers.  BAR 1: the MSI-X table and PBA. */
 #define PARTLINK_REG_BAR		0
 #define PARTLINK_REG_BAR_SIZE		0x1000
+#define PARTLINK_MSIX_BAR		1
 
 /* Register offsets in BAR 0 */
 #define PARTLINK_REG_MAGIC		0x000	/* RO: PARTLINK_MAGIC */
@@ -36,6 +47,18 @@
 #define PARTLINK_REG_PORT_ID		0x01c	/* RO: fabric port number */
 #define PARTLINK_REG_SCRATCH		0x020	/* RW: driver self-test */
 #define PARTLINK_REG_BAD_ACCESS		0x024	/* RO: rejected accesses */
+#define PARTLINK_REG_TX_RING_LO		0x040	/* RW: TX ring address 31..0 */
+#define PARTLINK_REG_TX_RING_HI		0x044	/* RW: TX ring address 63..32 */
+#define PARTLINK_REG_TX_RING_SIZE	0x048	/* RW: TX ring entries */
+#define PARTLINK_REG_RX_RING_LO		0x050	/* RW: RX ring address 31..0 */
+#define PARTLINK_REG_RX_RING_HI		0x054	/* RW: RX ring address 63..32 */
+#define PARTLINK_REG_RX_RING_SIZE	0x058	/* RW: RX ring entries */
+#define PARTLINK_REG_TX_KICK		0x060	/* WO: process the TX ring */
+#define PARTLINK_REG_IRQ_CTRL		0x068	/* RW: PARTLINK_IRQ_* */
+#define PARTLINK_REG_LINK		0x06c	/* RO: PARTLINK_LINK_* */
+#define PARTLINK_REG_MAX_PACKET		0x070	/* RO: largest frame, bytes */
+#define PARTLINK_REG_COUNTERS		0x100	/* RO: 64-bit counters */
+#define PARTLINK_REG_MBOX		0x200	/* reserved: mailbox */
 
 /* "PLNK" read as a little-endian 32-bit value */
 #define PARTLINK_MAGIC			0x4b4e4c50
@@ -46,12 +69,234 @@
  */
 #define PARTLINK_STATUS_ACKNOWLEDGE	(1u << 0)	/* driver found it */
 #define PARTLINK_STATUS_DRIVER_OK	(1u << 1)	/* driver is ready */
-#define PARTLINK_STATUS_FAILED		(1u << 7)	/* driver gave up */
+#define PARTLINK_STATUS_FAILED		(1u << 7)	/* refused or gave up */
 #define PARTLINK_STATUS_MASK		(PARTLINK_STATUS_ACKNOWLEDGE | \
 					 PARTLINK_STATUS_DRIVER_OK | \
 					 PARTLINK_STATUS_FAILED)
 
-/* Feature bits: none defined in ABI version 1. */
-#define PARTLINK_FEATURES_V1		0u
+/*
+ * Feature bits.  CSUM: descriptors may carry NEEDS_CSUM and DATA_VALID.
+ * GSO: descriptors may carry segmentation metadata; requires CSUM.  A
+ * packet with offload metadata is delivered only to peers whose driver
+ * accepted the same features; to others it is dropped as NO_OFFLOAD.
+ */
+#define PARTLINK_F_CSUM			(1u << 0)
+#define PARTLINK_F_GSO			(1u << 1)
+#define PARTLINK_FEATURES		(PARTLINK_F_CSUM | PARTLINK_F_GSO)
+
+/* IRQ_CTRL: RX is cleared by the device each time it raises the RX vector */
+#define PARTLINK_IRQ_RX			(1u << 0)
+#define PARTLINK_IRQ_LINK		(1u << 1)
+
+/* LINK: bit 0 registered on the fabric; bits 31..16 reachable peers */
+#define PARTLINK_LINK_UP		(1u << 0)
+#define PARTLINK_LINK_PEERS_SHIFT	16
+
+/* MSI-X vectors */
+#define PARTLINK_VEC_RX			0
+#define PARTLINK_VEC_LINK		1
+#define PARTLINK_NR_VECTORS		2
+
+/* Rings */
+#define PARTLINK_RING_MIN		16
+#define PARTLINK_RING_MAX		4096
+#define PARTLINK_RING_ALIGN		64
+#define PARTLINK_MAX_PACKET		65536	/* frame incl. Ethernet header */
+#define PARTLINK_MIN_PACKET		14
+#define PARTLINK_MAX_SEGS		32	/* entries per packet, TX or RX */
+#define PARTLINK_RX_BUF_MIN		256
+#define PARTLINK_RAM_FLOOR		0x100000 /* buffers live above 1 MiB */
+
+/*
+ * A ring entry, the same for TX and RX.  The driver fills an entry and
+ * sets OWN last; the device reads the entry once, uses its private copy,
+ * and hands it back by writing len, status and the offload fields and
+ * clearing OWN last.
+ */
+struct partlink_desc {
+	__le64 addr;		/* guest-physical buffer address */
+	__le32 len;		/* TX: bytes; RX: buffer size, then bytes */
+	__le16 flags;		/* PARTLINK_DESC_* */
+	__le16 status;		/* PARTLINK_ST_*, written by the device */
+	__le16 csum_start;	/* as in struct virtio_net_hdr */
+	__le16 csum_offset;
+	__le16 gso_size;
+	__u8 gso_type;		/* PARTLINK_GSO_* */
+	__u8 hdr_len;
+	__le32 reserved;	/* must be zero */
+	__le32 cookie;		/* the driver's, never touched */
+};
+
+#define PARTLINK_DESC_SIZE		32
+
+#define PARTLINK_DESC_MORE		(1u << 0)	/* packet continues */
+#define PARTLINK_DESC_NEEDS_CSUM	(1u << 1)	/* csum_start/offset */
+#define PARTLINK_DESC_DATA_VALID	(1u << 2)	/* checksum verified */
+#define PARTLINK_DESC_OWN		(1u << 15)	/* device owns it */
+#define PARTLINK_DESC_TX_FLAGS		(PARTLINK_DESC_MORE | \
+					 PARTLINK_DESC_NEEDS_CSUM | \
+					 PARTLINK_DESC_DATA_VALID | \
+					 PARTLINK_DESC_OWN)
+
+/* gso_type: the values of virtio_net_hdr */
+#define PARTLINK_GSO_NONE		0
+#define PARTLINK_GSO_TCPV4		1
+#define PARTLINK_GSO_UDP		3
+#define PARTLINK_GSO_TCPV6		4
+#define PARTLINK_GSO_UDP_L4		5
+#define PARTLINK_GSO_ECN		0x80
+
+/* Descriptor status, written back by the device */
+#define PARTLINK_ST_OK			0
+#define PARTLINK_ST_BAD_ADDR		1	/* outside guest RAM */
+#define PARTLINK_ST_BAD_LEN		2	/* zero, too long, too short */
+#define PARTLINK_ST_BAD_DESC		3	/* reserved bits, chain, offload */
+#define PARTLINK_ST_SPOOFED		4	/* source MAC is not ours */
+#define PARTLINK_ST_NO_ROUTE		5	/* no reachable destination */
+#define PARTLINK_ST_NO_BUFFER		6	/* destination ring empty */
+#define PARTLINK_ST_NO_OFFLOAD		7	/* destination lacks feature */
+#define PARTLINK_ST_LINK_DOWN		8	/* not on the fabric */
+
+/* Counters: 64-bit, at PARTLINK_REG_COUNTERS + 8 * index, low word first */
+#define PARTLINK_CTR_TX_PACKETS		0	/* packets sent, all copies ok */
+#define PARTLINK_CTR_TX_BYTES		1
+#define PARTLINK_CTR_RX_PACKETS		2	/* packets delivered here */
+#define PARTLINK_CTR_RX_BYTES		3
+#define PARTLINK_CTR_COPIES		4	/* packet copies this device made */
+#define PARTLINK_CTR_BYTES_COPIED	5
+#define PARTLINK_CTR_RX_NO_BUFFER	6	/* dropped here: ring empty */
+#define PARTLINK_CTR_TX_NO_BUFFER	7	/* dropped: peer's ring empty */
+#define PARTLINK_CTR_BAD_DESCRIPTORS	8	/* TX or RX entries refused */
+#define PARTLINK_CTR_SPOOFED		9
+#define PARTLINK_CTR_NO_ROUTE		10
+#define PARTLINK_CTR_TX_KICKS		11
+#define PARTLINK_CTR_RX_INTERRUPTS	12
+#define PARTLINK_CTR_LINK_CHANGES	13
+#define PARTLINK_CTR_TX_ERRORS		14	/* every TX status but OK */
+#define PARTLINK_CTR_RX_BAD_BUFFER	15	/* peer refused our RX entry */
+#define PARTLINK_NR_COUNTERS		16
+
+/*
+ * Part 2: the fabric segment, a file partlinkd creates and every device
+ * maps.  It outlives partlinkd, so that a restarted daemon finds the
+ * fabric as it was and the data path never stops.
+ */
+#define PARTLINK_FABRIC_MAGIC		0x42464c50	/* "PLFB" */
+#define PARTLINK_FABRIC_VERSION		1
+#define PARTLINK_FABRIC_PORTS		64
+#define PARTLINK_NAME_LEN		16
+#define PARTLINK_LOCK_SIZE		64
+
+/* Port state in the fabric segment */
+#define PARTLINK_PORT_FREE		0
+#define PARTLINK_PORT_UP		1	/* registered, mappable */
+
+/* Port flags */
+#define PARTLINK_PORT_WLM		(1u << 0)	/* may send directives */
+
+/*
+ * One port.  rx_lock is a process-shared, robust pthread mutex that
+ * partlinkd initializes; it guards the rx_* fields and the owner's RX
+ * ring.  Senders take it to fill the owner's RX ring; the owner's device
+ * takes it to change rx_ready.  state, epoch, network, flags, mac and
+ * name are written by partlinkd only, also under rx_lock.
+ */
+struct partlink_fabric_port {
+	__u8 rx_lock[PARTLINK_LOCK_SIZE];
+	__u32 state;		/* PARTLINK_PORT_* */
+	__u32 epoch;		/* changes at every new registration */
+	__u32 network;		/* ports reach each other within one network */
+	__u32 flags;		/* PARTLINK_PORT_* flags */
+	__s32 pid;		/* the device's QEMU */
+	__u8 mac[6];
+	__u8 pad0[2];
+	char name[PARTLINK_NAME_LEN];
+	/* written by the owner's device under rx_lock */
+	__u32 rx_ready;		/* the RX ring below may be filled */
+	__u32 rx_features;	/* features the owner's driver accepted */
+	__u64 rx_ring_gpa;
+	__u32 rx_ring_size;
+	__u32 rx_head;		/* next entry a sender fills */
+	/* owner sets it while its RX interrupt is armed; senders then kick */
+	__u32 rx_notify;
+	__u32 pad1;
+	__u64 counters[PARTLINK_NR_COUNTERS];	/* updated atomically */
+	__u8 pad2[512 - 144 - 8 * PARTLINK_NR_COUNTERS];
+};
+
+struct partlink_fabric {
+	__u32 magic;		/* PARTLINK_FABRIC_MAGIC */
+	__u32 version;		/* PARTLINK_FABRIC_VERSION */
+	__u32 nr_ports;		/* PARTLINK_FABRIC_PORTS */
+	__u32 pad[13];
+	struct partlink_fabric_port ports[PARTLINK_FABRIC_PORTS];
+};
+
+/*
+ * Part 3: the fabric protocol.  Every message is a struct partlink_msg
+ * header followed by len bytes of payload; file descriptors travel as
+ * SCM_RIGHTS with the message's first byte.
+ */
+#define PARTLINK_MSG_HELLO		1	/* device -> daemon */
+#define PARTLINK_MSG_WELCOME		2	/* daemon -> device */
+#define PARTLINK_MSG_REFUSE		3	/* daemon -> device, then close */
+#define PARTLINK_MSG_PEER_UP		4	/* daemon -> device */
+#define PARTLINK_MSG_PEER_DOWN		5	/* daemon -> device */
+
+#define PARTLINK_MSG_MAX_LEN		4096
+#define PARTLINK_MAX_REGIONS		8
+#define PARTLINK_MAX_FDS		(PARTLINK_MAX_REGIONS + 1)
+
+struct partlink_msg {
+	__u32 type;		/* PARTLINK_MSG_* */
+	__u32 len;		/* payload bytes after this header */
+};
+
+/*
+ * A range of guest RAM: guest-physical [gpa, gpa + size) is bytes
+ * [offset, offset + size) of the file descriptor number fd_index among
+ * the fds of the message, where fd 0 is the doorbell.
+ */
+struct partlink_ram_region {
+	__u64 gpa;
+	__u64 size;
+	__u64 offset;
+	__u32 fd_index;		/* 1 .. nr fds - 1 */
+	__u32 pad;
+};
+
+/*
+ * HELLO (fds: doorbell eventfd, then RAM fds) and PEER_UP (the same fds
+ * of the peer) describe one port.
+ */
+struct partlink_msg_port {
+	__u32 abi_version;	/* PARTLINK_ABI_VERSION */
+	__u32 port;		/* 0 .. PARTLINK_FABRIC_PORTS - 1 */
+	__u32 epoch;		/* PEER_UP only */
+	__u32 nr_regions;	/* 1 .. PARTLINK_MAX_REGIONS */
+	__u8 mac[6];
+	__u8 pad[2];
+	char name[PARTLINK_NAME_LEN];	/* NUL-padded */
+	struct partlink_ram_region regions[PARTLINK_MAX_REGIONS];
+};
+
+/* WELCOME (fds: the fabric segment) */
+struct partlink_msg_welcome {
+	__u32 port;
+	__u32 epoch;
+	__u32 network;
+	__u32 flags;		/* PARTLINK_PORT_* flags */
+};
+
+/* REFUSE */
+struct partlink_msg_refuse {
+	char reason[256];	/* NUL-terminated, for the log */
+};
+
+/* PEER_DOWN */
+struct partlink_msg_peer_down {
+	__u32 port;
+	__u32 epoch;
+};
 
 #endif /* PARTLINK_ABI_H */
