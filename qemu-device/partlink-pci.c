@@ -3,8 +3,9 @@
  *
  * A PCI network adapter that lets partitions (guests) exchange packets by
  * copying each packet once, from the sender's RAM straight into a receive
- * buffer the destination posted.  This revision implements the identity
- * and control registers of docs/spec.md; the packet path builds on them.
+ * buffer the destination posted.  This file is the PCI side: registers,
+ * interrupts, reset; partlink.h lists the others.  docs/spec.md is the
+ * contract.
  *
  * Copyright (c) 2026 The partlink developers
  *
@@ -17,36 +18,38 @@
 #include "exec/cpu-common.h"
 #include "exec/memory.h"
 #include "hw/boards.h"
-#include "hw/pci/pci_device.h"
+#include "hw/pci/msix.h"
 #include "hw/qdev-properties.h"
+#include "hw/qdev-properties-system.h"
 #include "migration/blocker.h"
 #include "net/eth.h"
 #include "qapi/error.h"
-#include "net/net.h"
-#include "qom/object.h"
 #include "trace.h"
+#include "partlink.h"
 
-#include "partlink/partlink_abi.h"
+void partlink_count(PartlinkState *s, unsigned counter, uint64_t n)
+{
+    qatomic_add(&s->counters[counter], n);
+}
 
-#define TYPE_PARTLINK_PCI "partlink-pci"
-OBJECT_DECLARE_SIMPLE_TYPE(PartlinkState, PARTLINK_PCI)
+static uint32_t partlink_link_reg(PartlinkState *s)
+{
+    return (s->registered ? PARTLINK_LINK_UP : 0) |
+           partlink_nr_peers(s) << PARTLINK_LINK_PEERS_SHIFT;
+}
 
-struct PartlinkState {
-    PCIDevice parent_obj;
+void partlink_link_changed(PartlinkState *s)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
 
-    MemoryRegion regs;
-    Error *migration_blocker;
-
-    /* properties */
-    MACAddr mac;
-    uint32_t port_id;
-
-    /* driver-visible state */
-    uint32_t drv_features;
-    uint32_t status;
-    uint32_t scratch;
-    uint32_t bad_access;
-};
+    partlink_count(s, PARTLINK_CTR_LINK_CHANGES, 1);
+    trace_partlink_link(s->port_id, partlink_link_reg(s));
+    if ((s->irq_ctrl & PARTLINK_IRQ_LINK) &&
+        (s->status & PARTLINK_STATUS_DRIVER_OK) && msix_enabled(pdev)) {
+        trace_partlink_irq(PARTLINK_VEC_LINK);
+        msix_notify(pdev, PARTLINK_VEC_LINK);
+    }
+}
 
 static void partlink_bad_access(PartlinkState *s, hwaddr addr, unsigned size,
                                 const char *why)
@@ -75,7 +78,7 @@ static uint64_t partlink_reg_read(void *opaque, hwaddr addr, unsigned size)
         val = PARTLINK_ABI_VERSION;
         break;
     case PARTLINK_REG_DEV_FEATURES:
-        val = PARTLINK_FEATURES_V1;
+        val = PARTLINK_FEATURES;
         break;
     case PARTLINK_REG_DRV_FEATURES:
         val = s->drv_features;
@@ -98,6 +101,47 @@ static uint64_t partlink_reg_read(void *opaque, hwaddr addr, unsigned size)
     case PARTLINK_REG_BAD_ACCESS:
         val = s->bad_access;
         break;
+    case PARTLINK_REG_TX_RING_LO:
+        val = (uint32_t)s->tx_ring_gpa;
+        break;
+    case PARTLINK_REG_TX_RING_HI:
+        val = s->tx_ring_gpa >> 32;
+        break;
+    case PARTLINK_REG_TX_RING_SIZE:
+        val = s->tx_ring_size;
+        break;
+    case PARTLINK_REG_RX_RING_LO:
+        val = (uint32_t)s->rx_ring_gpa;
+        break;
+    case PARTLINK_REG_RX_RING_HI:
+        val = s->rx_ring_gpa >> 32;
+        break;
+    case PARTLINK_REG_RX_RING_SIZE:
+        val = s->rx_ring_size;
+        break;
+    case PARTLINK_REG_IRQ_CTRL:
+        val = s->irq_ctrl;
+        break;
+    case PARTLINK_REG_LINK:
+        val = partlink_link_reg(s);
+        break;
+    case PARTLINK_REG_MAX_PACKET:
+        val = PARTLINK_MAX_PACKET;
+        break;
+    case PARTLINK_REG_COUNTERS ...
+         PARTLINK_REG_COUNTERS + 8 * PARTLINK_NR_COUNTERS - 1: {
+        unsigned idx = (addr - PARTLINK_REG_COUNTERS) / 8;
+        uint64_t ctr = qatomic_read(&s->counters[idx]);
+
+        /* The high word is the one of the moment the low word was read. */
+        if (addr & 4) {
+            val = s->counter_hi_latch;
+        } else {
+            val = (uint32_t)ctr;
+            s->counter_hi_latch = ctr >> 32;
+        }
+        break;
+    }
     default:
         partlink_bad_access(s, addr, size, "read of unknown register");
         val = 0;
@@ -112,6 +156,47 @@ static void partlink_reset_state(PartlinkState *s)
     s->drv_features = 0;
     s->status = 0;
     s->scratch = 0;
+    s->irq_ctrl = 0;
+    s->tx_ring_gpa = 0;
+    s->tx_ring_size = 0;
+    s->tx_ring = NULL;
+    s->tx_pos = 0;
+    s->rx_ring_gpa = 0;
+    s->rx_ring_size = 0;
+    /* From here on no peer writes into this guest's RAM. */
+    partlink_fabric_publish_rx(s);
+}
+
+static bool partlink_ring_ok(uint64_t gpa, uint32_t size)
+{
+    return is_power_of_2(size) && size >= PARTLINK_RING_MIN &&
+           size <= PARTLINK_RING_MAX && !(gpa % PARTLINK_RING_ALIGN);
+}
+
+/* Rings must be wholly in RAM and apart; checked once, at DRIVER_OK. */
+static bool partlink_rings_check(PartlinkState *s)
+{
+    uint64_t tx_len = (uint64_t)s->tx_ring_size * PARTLINK_DESC_SIZE;
+    uint64_t rx_len = (uint64_t)s->rx_ring_size * PARTLINK_DESC_SIZE;
+    Error *err = NULL;
+
+    if (!partlink_ram_layout_own(&s->ram, s->ram_fds, &s->nr_ram_fds, &err)) {
+        error_free(err);
+        return false;
+    }
+    if (!partlink_ring_ok(s->tx_ring_gpa, s->tx_ring_size) ||
+        !partlink_ring_ok(s->rx_ring_gpa, s->rx_ring_size)) {
+        return false;
+    }
+    s->tx_ring = partlink_ram_translate(&s->ram, s->tx_ring_gpa, tx_len);
+    if (!s->tx_ring ||
+        !partlink_ram_translate(&s->ram, s->rx_ring_gpa, rx_len) ||
+        (s->tx_ring_gpa < s->rx_ring_gpa + rx_len &&
+         s->rx_ring_gpa < s->tx_ring_gpa + tx_len)) {
+        s->tx_ring = NULL;
+        return false;
+    }
+    return true;
 }
 
 /*
@@ -140,7 +225,70 @@ static void partlink_write_status(PartlinkState *s, hwaddr addr,
         partlink_bad_access(s, addr, size, "DRIVER_OK on a failed device");
         return;
     }
+    if ((s->status & PARTLINK_STATUS_DRIVER_OK) &&
+        !(val & PARTLINK_STATUS_DRIVER_OK)) {
+        partlink_bad_access(s, addr, size, "DRIVER_OK cleared without reset");
+        return;
+    }
+    if ((val & PARTLINK_STATUS_DRIVER_OK) &&
+        !(s->status & PARTLINK_STATUS_DRIVER_OK)) {
+        if (!partlink_rings_check(s)) {
+            partlink_count(s, PARTLINK_CTR_BAD_DESCRIPTORS, 1);
+            partlink_bad_access(s, addr, size, "rings misplaced");
+            s->status |= PARTLINK_STATUS_FAILED;
+            return;
+        }
+        s->tx_pos = 0;
+        s->status = val;
+        trace_partlink_rings(s->tx_ring_gpa, s->tx_ring_size, s->rx_ring_gpa,
+                             s->rx_ring_size);
+        partlink_fabric_publish_rx(s);
+        return;
+    }
     s->status = val | (s->status & PARTLINK_STATUS_FAILED);
+}
+
+/* Ring registers are frozen while the device uses the rings. */
+static bool partlink_write_ring(PartlinkState *s, hwaddr addr,
+                                unsigned size, uint64_t val)
+{
+    if (s->status & PARTLINK_STATUS_DRIVER_OK) {
+        partlink_bad_access(s, addr, size, "ring changed while live");
+        return true;
+    }
+    switch (addr) {
+    case PARTLINK_REG_TX_RING_LO:
+        s->tx_ring_gpa = deposit64(s->tx_ring_gpa, 0, 32, val);
+        return true;
+    case PARTLINK_REG_TX_RING_HI:
+        s->tx_ring_gpa = deposit64(s->tx_ring_gpa, 32, 32, val);
+        return true;
+    case PARTLINK_REG_TX_RING_SIZE:
+        s->tx_ring_size = val;
+        return true;
+    case PARTLINK_REG_RX_RING_LO:
+        s->rx_ring_gpa = deposit64(s->rx_ring_gpa, 0, 32, val);
+        return true;
+    case PARTLINK_REG_RX_RING_HI:
+        s->rx_ring_gpa = deposit64(s->rx_ring_gpa, 32, 32, val);
+        return true;
+    case PARTLINK_REG_RX_RING_SIZE:
+        s->rx_ring_size = val;
+        return true;
+    }
+    return false;
+}
+
+static void partlink_write_irq_ctrl(PartlinkState *s, hwaddr addr,
+                                    unsigned size, uint64_t val)
+{
+    if (val & ~(uint64_t)(PARTLINK_IRQ_RX | PARTLINK_IRQ_LINK)) {
+        partlink_bad_access(s, addr, size, "unknown IRQ_CTRL bits");
+        return;
+    }
+    s->irq_ctrl = val;
+    partlink_fabric_set_rx_notify(s, (val & PARTLINK_IRQ_RX) &&
+                                  (s->status & PARTLINK_STATUS_DRIVER_OK));
 }
 
 static void partlink_reg_write(void *opaque, hwaddr addr, uint64_t val,
@@ -161,8 +309,13 @@ static void partlink_reg_write(void *opaque, hwaddr addr, uint64_t val,
             break;
         }
         /* A driver cannot accept what the device did not offer. */
-        if (val & ~(uint64_t)PARTLINK_FEATURES_V1) {
+        if (val & ~(uint64_t)PARTLINK_FEATURES) {
             partlink_bad_access(s, addr, size, "unoffered feature accepted");
+            s->status |= PARTLINK_STATUS_FAILED;
+            break;
+        }
+        if ((val & PARTLINK_F_GSO) && !(val & PARTLINK_F_CSUM)) {
+            partlink_bad_access(s, addr, size, "GSO without CSUM");
             s->status |= PARTLINK_STATUS_FAILED;
             break;
         }
@@ -174,7 +327,20 @@ static void partlink_reg_write(void *opaque, hwaddr addr, uint64_t val,
     case PARTLINK_REG_SCRATCH:
         s->scratch = val;
         break;
+    case PARTLINK_REG_TX_KICK:
+        if (!(s->status & PARTLINK_STATUS_DRIVER_OK)) {
+            partlink_bad_access(s, addr, size, "kick before DRIVER_OK");
+            break;
+        }
+        partlink_tx_kick(s);
+        break;
+    case PARTLINK_REG_IRQ_CTRL:
+        partlink_write_irq_ctrl(s, addr, size, val);
+        break;
     default:
+        if (partlink_write_ring(s, addr, size, val)) {
+            break;
+        }
         partlink_bad_access(s, addr, size, "write to read-only or unknown "
                             "register");
         break;
@@ -222,8 +388,18 @@ static bool partlink_ram_is_shareable(Error **errp)
     return true;
 }
 
+static void partlink_use_vectors(PartlinkState *s)
+{
+    unsigned i;
+
+    for (i = 0; i < PARTLINK_NR_VECTORS; i++) {
+        msix_vector_use(PCI_DEVICE(s), i);
+    }
+}
+
 static void partlink_realize(PCIDevice *pdev, Error **errp)
 {
+    ERRP_GUARD();
     static const MACAddr zero_mac;
     PartlinkState *s = PARTLINK_PCI(pdev);
 
@@ -248,14 +424,33 @@ static void partlink_realize(PCIDevice *pdev, Error **errp)
                           "partlink-regs", PARTLINK_REG_BAR_SIZE);
     pci_register_bar(pdev, PARTLINK_REG_BAR, PCI_BASE_ADDRESS_SPACE_MEMORY,
                      &s->regs);
+    if (msix_init_exclusive_bar(pdev, PARTLINK_NR_VECTORS, PARTLINK_MSIX_BAR,
+                                errp)) {
+        goto fail_blocker;
+    }
+    partlink_fabric_realize(s, errp);
+    if (*errp) {
+        goto fail_msix;
+    }
+    partlink_use_vectors(s);
     trace_partlink_realize(s->port_id, s->mac.a[0], s->mac.a[1], s->mac.a[2],
                            s->mac.a[3], s->mac.a[4], s->mac.a[5]);
+    return;
+
+fail_msix:
+    partlink_fabric_unrealize(s);
+    msix_uninit_exclusive_bar(pdev);
+fail_blocker:
+    migrate_del_blocker(&s->migration_blocker);
 }
 
 static void partlink_exit(PCIDevice *pdev)
 {
     PartlinkState *s = PARTLINK_PCI(pdev);
 
+    partlink_reset_state(s);
+    partlink_fabric_unrealize(s);
+    msix_uninit_exclusive_bar(pdev);
     migrate_del_blocker(&s->migration_blocker);
 }
 
@@ -265,6 +460,7 @@ static void partlink_reset_hold(Object *obj, ResetType type)
 
     partlink_reset_state(s);
     s->bad_access = 0;
+    partlink_use_vectors(s);
     trace_partlink_reset("system");
 }
 
@@ -282,6 +478,8 @@ static void partlink_instance_init(Object *obj)
 static const Property partlink_properties[] = {
     DEFINE_PROP_MACADDR("mac", PartlinkState, mac),
     DEFINE_PROP_UINT32("port", PartlinkState, port_id, 0),
+    DEFINE_PROP_STRING("name", PartlinkState, name),
+    DEFINE_PROP_CHR("chardev", PartlinkState, chr),
 };
 
 static void partlink_class_init(ObjectClass *klass, void *data)

@@ -6,6 +6,7 @@ guest CPU running.  That lets a test drive a device model register by
 register, as tests/qtest/*.c does in QEMU's own tree, from Python.
 """
 
+import base64
 import json
 import os
 import socket
@@ -167,6 +168,15 @@ class Qtest:
     def writew(self, addr, val): self.command(f"writew {addr:#x} {val:#x}")
     def writel(self, addr, val): self.command(f"writel {addr:#x} {val:#x}")
     def outl(self, port, val): self.command(f"outl {port:#x} {val:#x}")
+
+    def memwrite(self, addr, data):
+        """Write bytes into guest RAM, as a guest or a DMA engine would."""
+        if data:
+            encoded = base64.b64encode(bytes(data)).decode()
+            self.command(f"b64write {addr:#x} {len(data):#x} {encoded}")
+
+    def memread(self, addr, size):
+        return base64.b64decode(self.command(f"b64read {addr:#x} {size:#x}"))
 
     # PCI configuration space through the legacy 0xcf8/0xcfc mechanism,
     # which both pc and q35 decode.

@@ -22,6 +22,13 @@ def reg(name):
     return BAR0 + ABI[f"PARTLINK_REG_{name}"]
 
 
+def place_rings(dev):
+    """DRIVER_OK needs rings in RAM; test_partlink_pci_rings.py tests them."""
+    for name, val in (("TX_RING_LO", 0x200000), ("TX_RING_SIZE", 16),
+                      ("RX_RING_LO", 0x210000), ("RX_RING_SIZE", 16)):
+        dev.writel(reg(name), val)
+
+
 @pytest.fixture
 def dev():
     with Qtest(f"partlink-pci,mac={MAC},port={PORT}") as q:
@@ -50,7 +57,7 @@ def test_bar0_size(dev):
 def test_identity_registers(dev):
     assert dev.readl(reg("MAGIC")) == ABI["PARTLINK_MAGIC"]
     assert dev.readl(reg("VERSION")) == ABI["PARTLINK_ABI_VERSION"]
-    assert dev.readl(reg("DEV_FEATURES")) == ABI["PARTLINK_FEATURES_V1"]
+    assert dev.readl(reg("DEV_FEATURES")) == ABI["PARTLINK_FEATURES"]
     assert dev.readl(reg("PORT_ID")) == PORT
     mac = bytes.fromhex(MAC.replace(":", ""))
     assert dev.readl(reg("MAC_LO")) == int.from_bytes(mac[:4], "little")
@@ -62,6 +69,7 @@ def test_driver_handshake_and_reset(dev):
     ack = ABI["PARTLINK_STATUS_ACKNOWLEDGE"]
     ok = ABI["PARTLINK_STATUS_DRIVER_OK"]
     dev.writel(reg("STATUS"), ack)
+    place_rings(dev)
     dev.writel(reg("STATUS"), ack | ok)
     assert dev.readl(reg("STATUS")) == ack | ok
     dev.writel(reg("SCRATCH"), 0xDEADBEEF)
@@ -159,7 +167,7 @@ def test_failed_sticks_until_reset(dev):
     ack, ok = ABI["PARTLINK_STATUS_ACKNOWLEDGE"], ABI["PARTLINK_STATUS_DRIVER_OK"]
     failed = ABI["PARTLINK_STATUS_FAILED"]
     dev.writel(reg("STATUS"), ack)
-    dev.writel(reg("DRV_FEATURES"), 0x1)  # not offered: the device fails
+    dev.writel(reg("DRV_FEATURES"), 0x100)  # not offered: the device fails
     dev.writel(reg("STATUS"), ack | ok)
     assert dev.readl(reg("STATUS")) == ack | failed, "driver must see the refusal"
     dev.writel(reg("STATUS"), ack)
@@ -167,6 +175,7 @@ def test_failed_sticks_until_reset(dev):
     dev.writel(reg("STATUS"), 0)
     assert dev.readl(reg("STATUS")) == 0
     dev.writel(reg("STATUS"), ack)
+    place_rings(dev)
     dev.writel(reg("STATUS"), ack | ok)
     assert dev.readl(reg("STATUS")) == ack | ok
 
@@ -174,6 +183,7 @@ def test_failed_sticks_until_reset(dev):
 def test_features_frozen_while_live(dev):
     ack, ok = ABI["PARTLINK_STATUS_ACKNOWLEDGE"], ABI["PARTLINK_STATUS_DRIVER_OK"]
     dev.writel(reg("STATUS"), ack)
+    place_rings(dev)
     dev.writel(reg("STATUS"), ack | ok)
     dev.writel(reg("DRV_FEATURES"), 0)
     assert dev.readl(reg("BAD_ACCESS")) == 1

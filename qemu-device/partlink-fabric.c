@@ -1,0 +1,513 @@
+/*
+ * partlink-pci: the fabric protocol with partlinkd
+ *
+ * The device registers with partlinkd over a unix-socket chardev, handing
+ * over its RAM and doorbell fds; partlinkd answers with the fabric segment
+ * and, for each peer this port may reach, the peer's RAM and doorbell.
+ * After that the data path runs between the devices alone: when partlinkd
+ * goes away nothing stops, and the chardev's reconnect re-registers.
+ *
+ * Copyright (c) 2026 The partlink developers
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <pthread.h>
+#include "qapi/error.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "hw/pci/msix.h"
+#include "system/system.h"
+#include "trace.h"
+#include "partlink.h"
+
+QEMU_BUILD_BUG_ON(sizeof(pthread_mutex_t) > PARTLINK_LOCK_SIZE);
+
+struct partlink_fabric_port *partlink_fabric_port(PartlinkState *s,
+                                                  uint32_t port)
+{
+    if (!s->fabric || port >= PARTLINK_FABRIC_PORTS) {
+        return NULL;
+    }
+    return &s->fabric->ports[port];
+}
+
+/*
+ * A sender that died holding the lock leaves the port's RX ring as it
+ * was before its packet: the ring head only moves after a whole copy.
+ */
+bool partlink_port_lock(struct partlink_fabric_port *port)
+{
+    pthread_mutex_t *m = (pthread_mutex_t *)port->rx_lock;
+    int ret = pthread_mutex_lock(m);
+
+    if (ret == EOWNERDEAD) {
+        trace_partlink_lock_recovered(port->name);
+        pthread_mutex_consistent(m);
+        return true;
+    }
+    return ret == 0;
+}
+
+void partlink_port_unlock(struct partlink_fabric_port *port)
+{
+    pthread_mutex_unlock((pthread_mutex_t *)port->rx_lock);
+}
+
+unsigned partlink_nr_peers(PartlinkState *s)
+{
+    unsigned i, n = 0;
+
+    for (i = 0; i < PARTLINK_FABRIC_PORTS; i++) {
+        n += s->peers[i].present;
+    }
+    return n;
+}
+
+/*
+ * Tell senders where our RX ring is, or that there is none.  Under our
+ * own lock, so that once the driver resets the device no sender writes
+ * into buffers the driver is about to free.
+ */
+void partlink_fabric_publish_rx(PartlinkState *s)
+{
+    struct partlink_fabric_port *port = partlink_fabric_port(s, s->port_id);
+    bool ready = s->status & PARTLINK_STATUS_DRIVER_OK;
+
+    if (!s->registered || !port || !partlink_port_lock(port)) {
+        return;
+    }
+    port->rx_ready = 0;
+    if (ready) {
+        port->rx_ring_gpa = s->rx_ring_gpa;
+        port->rx_ring_size = s->rx_ring_size;
+        port->rx_head = 0;
+        port->rx_features = s->drv_features;
+        port->rx_ready = 1;
+    }
+    qatomic_set(&port->rx_notify, ready && (s->irq_ctrl & PARTLINK_IRQ_RX));
+    partlink_port_unlock(port);
+}
+
+void partlink_fabric_set_rx_notify(PartlinkState *s, bool armed)
+{
+    struct partlink_fabric_port *port = partlink_fabric_port(s, s->port_id);
+
+    if (s->registered && port) {
+        qatomic_set(&port->rx_notify, armed);
+        /* Pairs with the sender's barrier between its copy and its check. */
+        smp_mb();
+    }
+}
+
+void partlink_drop_peer(PartlinkState *s, uint32_t port)
+{
+    PartlinkPeer *peer = &s->peers[port];
+
+    if (!peer->present) {
+        return;
+    }
+    trace_partlink_peer_down(port, peer->epoch);
+    partlink_ram_unmap_peer(peer);
+    close(peer->doorbell_fd);
+    peer->doorbell_fd = -1;
+    peer->present = false;
+    partlink_link_changed(s);
+}
+
+static void partlink_close_fds(int *fds, unsigned n)
+{
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        if (fds[i] >= 0) {
+            close(fds[i]);
+        }
+    }
+}
+
+/* Take the first n fds that arrived; false if fewer did. */
+static bool partlink_take_fds(PartlinkState *s, int *fds, unsigned n)
+{
+    if (s->nr_pending_fds < n) {
+        return false;
+    }
+    memcpy(fds, s->pending_fds, n * sizeof(int));
+    s->nr_pending_fds -= n;
+    memmove(s->pending_fds, s->pending_fds + n,
+            s->nr_pending_fds * sizeof(int));
+    return true;
+}
+
+static void partlink_send_hello(PartlinkState *s)
+{
+    struct {
+        struct partlink_msg hdr;
+        struct partlink_msg_port port;
+    } QEMU_PACKED msg = {
+        .hdr.type = PARTLINK_MSG_HELLO,
+        .hdr.len = sizeof(msg.port),
+        .port.abi_version = PARTLINK_ABI_VERSION,
+        .port.port = s->port_id,
+    };
+    int fds[PARTLINK_MAX_FDS];
+    Error *err = NULL;
+    unsigned i;
+
+    if (!partlink_ram_layout_own(&s->ram, s->ram_fds, &s->nr_ram_fds, &err)) {
+        error_report_err(err);
+        return;
+    }
+    msg.port.nr_regions = s->ram.nr;
+    memcpy(msg.port.mac, s->mac.a, sizeof(msg.port.mac));
+    strncpy(msg.port.name, s->name ? s->name : "", PARTLINK_NAME_LEN - 1);
+    for (i = 0; i < s->ram.nr; i++) {
+        msg.port.regions[i] = (struct partlink_ram_region) {
+            .gpa = s->ram.region[i].gpa,
+            .size = s->ram.region[i].size,
+            .offset = s->ram.region[i].offset,
+            .fd_index = s->ram.region[i].fd_index,
+        };
+    }
+    fds[0] = event_notifier_get_fd(&s->doorbell);
+    memcpy(fds + 1, s->ram_fds, s->nr_ram_fds * sizeof(int));
+    qemu_chr_fe_set_msgfds(&s->chr, fds, s->nr_ram_fds + 1);
+    if (qemu_chr_fe_write_all(&s->chr, (uint8_t *)&msg, sizeof(msg)) !=
+        sizeof(msg)) {
+        warn_report("partlink-pci: cannot send HELLO to partlinkd");
+        return;
+    }
+    trace_partlink_fabric_hello(s->port_id, s->ram.nr);
+}
+
+static void partlink_maybe_hello(PartlinkState *s)
+{
+    if (s->machine_ready && qemu_chr_fe_backend_open(&s->chr)) {
+        partlink_send_hello(s);
+    }
+}
+
+static bool partlink_on_welcome(PartlinkState *s, const uint8_t *payload,
+                                uint32_t len, Error **errp)
+{
+    struct partlink_msg_welcome w;
+    struct partlink_fabric *fabric;
+    struct stat st;
+    int fd;
+
+    if (len != sizeof(w) || !partlink_take_fds(s, &fd, 1)) {
+        error_setg(errp, "malformed WELCOME");
+        return false;
+    }
+    memcpy(&w, payload, sizeof(w));
+    if (w.port != s->port_id) {
+        close(fd);
+        error_setg(errp, "WELCOME for port %u, we are %u", w.port, s->port_id);
+        return false;
+    }
+    if (fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(*fabric)) {
+        close(fd);
+        error_setg(errp, "fabric segment too small");
+        return false;
+    }
+    if (s->fabric && (st.st_dev != s->fabric_dev ||
+                      st.st_ino != s->fabric_ino)) {
+        /* A new fabric: nothing from the old one is valid any more. */
+        unsigned i;
+
+        for (i = 0; i < PARTLINK_FABRIC_PORTS; i++) {
+            partlink_drop_peer(s, i);
+        }
+        s->counters = s->local_counters;
+        munmap(s->fabric, sizeof(*s->fabric));
+        s->fabric = NULL;
+        s->registered = false;
+    }
+    if (!s->fabric) {
+        fabric = mmap(NULL, sizeof(*fabric), PROT_READ | PROT_WRITE,
+                      MAP_SHARED, fd, 0);
+        if (fabric == MAP_FAILED) {
+            close(fd);
+            error_setg_errno(errp, errno, "cannot map the fabric segment");
+            return false;
+        }
+        if (fabric->magic != PARTLINK_FABRIC_MAGIC ||
+            fabric->version != PARTLINK_FABRIC_VERSION ||
+            fabric->nr_ports != PARTLINK_FABRIC_PORTS) {
+            munmap(fabric, sizeof(*fabric));
+            close(fd);
+            error_setg(errp, "fabric segment has a foreign format");
+            return false;
+        }
+        s->fabric = fabric;
+        s->fabric_dev = st.st_dev;
+        s->fabric_ino = st.st_ino;
+    }
+    close(fd);
+
+    s->epoch = w.epoch;
+    s->network = w.network;
+    s->port_flags = w.flags;
+    if (!s->ever_welcomed) {
+        /* A fresh registration: the slot may hold a predecessor's counts. */
+        __u64 *slot = s->fabric->ports[s->port_id].counters;
+        unsigned i;
+
+        for (i = 0; i < PARTLINK_NR_COUNTERS; i++) {
+            qatomic_set(&slot[i], s->local_counters[i]);
+        }
+        s->ever_welcomed = true;
+    }
+    s->counters = s->fabric->ports[s->port_id].counters;
+    s->registered = true;
+    trace_partlink_fabric_welcome(w.port, w.epoch, w.network);
+    partlink_fabric_publish_rx(s);
+    partlink_link_changed(s);
+    return true;
+}
+
+static bool partlink_on_peer_up(PartlinkState *s, const uint8_t *payload,
+                                uint32_t len, Error **errp)
+{
+    struct partlink_msg_port p;
+    int fds[PARTLINK_MAX_FDS];
+    unsigned i, nr_fds = 1;
+    PartlinkPeer *peer;
+
+    if (len != sizeof(p)) {
+        error_setg(errp, "malformed PEER_UP");
+        return false;
+    }
+    memcpy(&p, payload, sizeof(p));
+    if (p.nr_regions == 0 || p.nr_regions > PARTLINK_MAX_REGIONS) {
+        error_setg(errp, "PEER_UP with %u regions", p.nr_regions);
+        return false;
+    }
+    for (i = 0; i < p.nr_regions; i++) {
+        if (p.regions[i].fd_index >= PARTLINK_MAX_FDS) {
+            error_setg(errp, "PEER_UP names fd %u", p.regions[i].fd_index);
+            return false;
+        }
+        nr_fds = MAX(nr_fds, p.regions[i].fd_index + 1);
+    }
+    if (!partlink_take_fds(s, fds, nr_fds)) {
+        error_setg(errp, "PEER_UP without its %u fds", nr_fds);
+        return false;
+    }
+    if (p.port >= PARTLINK_FABRIC_PORTS || p.port == s->port_id) {
+        partlink_close_fds(fds, nr_fds);
+        error_setg(errp, "PEER_UP for port %u", p.port);
+        return false;
+    }
+    peer = &s->peers[p.port];
+    if (peer->present && peer->epoch == p.epoch) {
+        /* partlinkd restarted; the mapping we have is still right. */
+        partlink_close_fds(fds, nr_fds);
+        return true;
+    }
+    partlink_drop_peer(s, p.port);
+    if (!partlink_ram_map_peer(peer, p.regions, p.nr_regions, fds, nr_fds,
+                               errp)) {
+        partlink_close_fds(fds, nr_fds);
+        return false;
+    }
+    partlink_close_fds(fds + 1, nr_fds - 1);
+    peer->doorbell_fd = fds[0];
+    peer->epoch = p.epoch;
+    memcpy(peer->mac.a, p.mac, sizeof(peer->mac.a));
+    peer->present = true;
+    trace_partlink_peer_up(p.port, p.epoch, p.nr_regions);
+    partlink_link_changed(s);
+    return true;
+}
+
+static bool partlink_on_message(PartlinkState *s, uint32_t type,
+                                const uint8_t *payload, uint32_t len,
+                                Error **errp)
+{
+    trace_partlink_fabric_msg(type, len);
+    switch (type) {
+    case PARTLINK_MSG_WELCOME:
+        return partlink_on_welcome(s, payload, len, errp);
+    case PARTLINK_MSG_PEER_UP:
+        return partlink_on_peer_up(s, payload, len, errp);
+    case PARTLINK_MSG_PEER_DOWN: {
+        struct partlink_msg_peer_down d;
+
+        if (len != sizeof(d)) {
+            error_setg(errp, "malformed PEER_DOWN");
+            return false;
+        }
+        memcpy(&d, payload, sizeof(d));
+        if (d.port < PARTLINK_FABRIC_PORTS &&
+            s->peers[d.port].present && s->peers[d.port].epoch == d.epoch) {
+            partlink_drop_peer(s, d.port);
+        }
+        return true;
+    }
+    case PARTLINK_MSG_REFUSE: {
+        char reason[sizeof(struct partlink_msg_refuse)] = "";
+
+        memcpy(reason, payload, MIN(len, sizeof(reason) - 1));
+        error_report("partlink-pci: partlinkd refused port %u: %s",
+                     s->port_id, reason);
+        return true;
+    }
+    default:
+        error_setg(errp, "unknown message type %u", type);
+        return false;
+    }
+}
+
+static int partlink_chr_can_read(void *opaque)
+{
+    PartlinkState *s = opaque;
+
+    return sizeof(s->msg) - s->msg_len;
+}
+
+static void partlink_chr_read(void *opaque, const uint8_t *buf, int size)
+{
+    PartlinkState *s = opaque;
+    int fds[PARTLINK_MAX_FDS * 2];
+    int nr = qemu_chr_fe_get_msgfds(&s->chr, fds, ARRAY_SIZE(fds));
+    struct partlink_msg hdr;
+    Error *err = NULL;
+
+    if (nr > 0) {
+        unsigned room = ARRAY_SIZE(s->pending_fds) - s->nr_pending_fds;
+        unsigned keep = MIN((unsigned)nr, room);
+
+        memcpy(s->pending_fds + s->nr_pending_fds, fds, keep * sizeof(int));
+        s->nr_pending_fds += keep;
+        partlink_close_fds(fds + keep, nr - keep);
+    }
+    memcpy(s->msg + s->msg_len, buf, size);
+    s->msg_len += size;
+
+    while (s->msg_len >= sizeof(hdr)) {
+        size_t total;
+
+        memcpy(&hdr, s->msg, sizeof(hdr));
+        if (hdr.len > PARTLINK_MSG_MAX_LEN) {
+            error_setg(&err, "message of %u bytes", hdr.len);
+            break;
+        }
+        total = sizeof(hdr) + hdr.len;
+        if (s->msg_len < total) {
+            return;
+        }
+        if (!partlink_on_message(s, hdr.type, s->msg + sizeof(hdr), hdr.len,
+                                 &err)) {
+            break;
+        }
+        s->msg_len -= total;
+        memmove(s->msg, s->msg + total, s->msg_len);
+    }
+    if (err) {
+        error_prepend(&err, "partlink-pci: protocol error from partlinkd: ");
+        error_report_err(err);
+        qemu_chr_fe_disconnect(&s->chr);
+    }
+}
+
+static void partlink_chr_event(void *opaque, QEMUChrEvent event)
+{
+    PartlinkState *s = opaque;
+
+    switch (event) {
+    case CHR_EVENT_OPENED:
+        partlink_maybe_hello(s);
+        break;
+    case CHR_EVENT_CLOSED:
+        /* The data path goes on without partlinkd; only drop half-read. */
+        s->msg_len = 0;
+        partlink_close_fds(s->pending_fds, s->nr_pending_fds);
+        s->nr_pending_fds = 0;
+        trace_partlink_fabric_closed(s->port_id);
+        break;
+    default:
+        break;
+    }
+}
+
+static void partlink_doorbell(EventNotifier *n)
+{
+    PartlinkState *s = container_of(n, PartlinkState, doorbell);
+
+    if (!event_notifier_test_and_clear(n)) {
+        return;
+    }
+    if (!(s->irq_ctrl & PARTLINK_IRQ_RX) ||
+        !(s->status & PARTLINK_STATUS_DRIVER_OK)) {
+        return;
+    }
+    /* One-shot: the driver re-arms when its poll has drained the ring. */
+    s->irq_ctrl &= ~PARTLINK_IRQ_RX;
+    partlink_fabric_set_rx_notify(s, false);
+    partlink_count(s, PARTLINK_CTR_RX_INTERRUPTS, 1);
+    trace_partlink_irq(PARTLINK_VEC_RX);
+    msix_notify(PCI_DEVICE(s), PARTLINK_VEC_RX);
+}
+
+static void partlink_machine_done(Notifier *n, void *data)
+{
+    PartlinkState *s = container_of(n, PartlinkState, machine_done);
+
+    s->machine_ready = true;
+    partlink_maybe_hello(s);
+}
+
+void partlink_fabric_realize(PartlinkState *s, Error **errp)
+{
+    unsigned i;
+    int ret;
+
+    s->counters = s->local_counters;
+    for (i = 0; i < PARTLINK_FABRIC_PORTS; i++) {
+        s->peers[i].doorbell_fd = -1;
+    }
+    ret = event_notifier_init(&s->doorbell, false);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "partlink-pci: cannot create doorbell");
+        return;
+    }
+    event_notifier_set_handler(&s->doorbell, partlink_doorbell);
+    if (s->port_id >= PARTLINK_FABRIC_PORTS) {
+        error_setg(errp, "partlink-pci: port must be below %d",
+                   PARTLINK_FABRIC_PORTS);
+        return;
+    }
+    if (!qemu_chr_fe_backend_connected(&s->chr)) {
+        /* No fabric: a lone adapter whose link stays down. */
+        return;
+    }
+    qemu_chr_fe_set_handlers(&s->chr, partlink_chr_can_read,
+                             partlink_chr_read, partlink_chr_event, NULL, s,
+                             NULL, true);
+    s->machine_done.notify = partlink_machine_done;
+    qemu_add_machine_init_done_notifier(&s->machine_done);
+}
+
+void partlink_fabric_unrealize(PartlinkState *s)
+{
+    unsigned i;
+
+    if (s->machine_done.notify) {
+        qemu_remove_machine_init_done_notifier(&s->machine_done);
+    }
+    qemu_chr_fe_deinit(&s->chr, false);
+    for (i = 0; i < PARTLINK_FABRIC_PORTS; i++) {
+        partlink_drop_peer(s, i);
+    }
+    partlink_close_fds(s->pending_fds, s->nr_pending_fds);
+    s->nr_pending_fds = 0;
+    s->counters = s->local_counters;
+    if (s->fabric) {
+        munmap(s->fabric, sizeof(*s->fabric));
+        s->fabric = NULL;
+    }
+    event_notifier_set_handler(&s->doorbell, NULL);
+    event_notifier_cleanup(&s->doorbell);
+}

@@ -1,0 +1,145 @@
+/*
+ * partlink-pci: state shared by the files of the device model
+ *
+ *   partlink-pci.c     PCI device, registers, interrupts, reset
+ *   partlink-ram.c     guest RAM layouts and bounds-checked translation
+ *   partlink-fabric.c  the fabric protocol with partlinkd, peers
+ *   partlink-tx.c      the data path: TX ring, routing, the one copy
+ *
+ * Copyright (c) 2026 The partlink developers
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_MISC_PARTLINK_H
+#define HW_MISC_PARTLINK_H
+
+#include "chardev/char-fe.h"
+#include "exec/memory.h"
+#include "hw/pci/pci_device.h"
+#include "net/net.h"
+#include "qemu/event_notifier.h"
+#include "qemu/notify.h"
+#include "qom/object.h"
+
+#include "partlink/partlink_abi.h"
+
+#define TYPE_PARTLINK_PCI "partlink-pci"
+OBJECT_DECLARE_SIMPLE_TYPE(PartlinkState, PARTLINK_PCI)
+
+/* Guest-physical [gpa, gpa + size) is host memory [host, host + size). */
+typedef struct PartlinkRamRegion {
+    uint64_t gpa;
+    uint64_t size;
+    uint64_t offset;            /* in the file descriptor */
+    uint32_t fd_index;          /* in the fabric message, 1-based */
+    uint8_t *host;
+} PartlinkRamRegion;
+
+typedef struct PartlinkRamLayout {
+    unsigned nr;
+    PartlinkRamRegion region[PARTLINK_MAX_REGIONS];
+} PartlinkRamLayout;
+
+/* A mapping of a peer's RAM file, owned by the peer entry. */
+typedef struct PartlinkMapping {
+    void *addr;
+    size_t len;
+} PartlinkMapping;
+
+typedef struct PartlinkPeer {
+    bool present;
+    uint32_t epoch;
+    MACAddr mac;
+    int doorbell_fd;
+    PartlinkRamLayout ram;
+    unsigned nr_maps;
+    PartlinkMapping maps[PARTLINK_MAX_REGIONS];
+} PartlinkPeer;
+
+struct PartlinkState {
+    PCIDevice parent_obj;
+
+    MemoryRegion regs;
+    Error *migration_blocker;
+
+    /* properties */
+    MACAddr mac;
+    uint32_t port_id;
+    char *name;
+    CharBackend chr;
+
+    /* driver-visible state */
+    uint32_t drv_features;
+    uint32_t status;
+    uint32_t scratch;
+    uint32_t bad_access;
+    uint32_t irq_ctrl;
+    uint64_t tx_ring_gpa;
+    uint32_t tx_ring_size;
+    uint32_t tx_pos;
+    uint8_t *tx_ring;           /* host address, valid while DRIVER_OK */
+    uint64_t rx_ring_gpa;
+    uint32_t rx_ring_size;
+    uint32_t counter_hi_latch;
+
+    /*
+     * Counters live in this port's slot of the fabric segment, where
+     * senders count what they deliver here; before registration, here.
+     */
+    __u64 local_counters[PARTLINK_NR_COUNTERS];
+    __u64 *counters;
+
+    /* fabric */
+    EventNotifier doorbell;     /* peers kick it after filling our RX */
+    Notifier machine_done;
+    bool machine_ready;
+    bool registered;            /* WELCOME received, segment mapped */
+    bool ever_welcomed;
+    struct partlink_fabric *fabric;
+    dev_t fabric_dev;
+    ino_t fabric_ino;
+    uint32_t epoch;
+    uint32_t network;
+    uint32_t port_flags;
+    PartlinkRamLayout ram;
+    int ram_fds[PARTLINK_MAX_REGIONS];
+    unsigned nr_ram_fds;
+    uint8_t msg[sizeof(struct partlink_msg) + PARTLINK_MSG_MAX_LEN];
+    size_t msg_len;
+    int pending_fds[PARTLINK_MAX_FDS * 2];
+    unsigned nr_pending_fds;
+    PartlinkPeer peers[PARTLINK_FABRIC_PORTS];
+};
+
+/* partlink-pci.c */
+void partlink_count(PartlinkState *s, unsigned counter, uint64_t n);
+void partlink_link_changed(PartlinkState *s);
+
+/* partlink-ram.c */
+void *partlink_ram_translate(const PartlinkRamLayout *layout, uint64_t gpa,
+                             uint64_t len);
+bool partlink_ram_layout_own(PartlinkRamLayout *layout, int *fds,
+                             unsigned *nr_fds, Error **errp);
+bool partlink_ram_map_peer(PartlinkPeer *peer,
+                           const struct partlink_ram_region *regions,
+                           unsigned nr_regions, const int *fds,
+                           unsigned nr_fds, Error **errp);
+void partlink_ram_unmap_peer(PartlinkPeer *peer);
+
+/* partlink-fabric.c */
+void partlink_fabric_realize(PartlinkState *s, Error **errp);
+void partlink_fabric_unrealize(PartlinkState *s);
+void partlink_fabric_publish_rx(PartlinkState *s);
+void partlink_fabric_set_rx_notify(PartlinkState *s, bool armed);
+struct partlink_fabric_port *partlink_fabric_port(PartlinkState *s,
+                                                  uint32_t port);
+bool partlink_port_lock(struct partlink_fabric_port *port);
+void partlink_port_unlock(struct partlink_fabric_port *port);
+void partlink_drop_peer(PartlinkState *s, uint32_t port);
+unsigned partlink_nr_peers(PartlinkState *s);
+
+/* partlink-tx.c */
+void partlink_tx_kick(PartlinkState *s);
+
+#endif
