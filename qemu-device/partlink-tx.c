@@ -173,6 +173,8 @@ static unsigned partlink_rx_claim(struct partlink_fabric_port *port,
                                   uint32_t mask, uint32_t len,
                                   PartlinkDesc *rx, uint32_t *head)
 {
+    uint64_t ring_gpa = port->rx_ring_gpa;
+    uint64_t ring_len = (uint64_t)(mask + 1) * PARTLINK_DESC_SIZE;
     uint32_t need = len;
     unsigned nr = 0, scanned;
 
@@ -188,7 +190,9 @@ static unsigned partlink_rx_claim(struct partlink_fabric_port *port,
             st = PARTLINK_ST_BAD_LEN;
         } else {
             d->host = partlink_ram_translate(&peer->ram, d->addr, d->len);
-            if (!d->host) {
+            /* A buffer over the ring would let a packet forge entries. */
+            if (!d->host || (d->addr < ring_gpa + ring_len &&
+                             ring_gpa < d->addr + d->len)) {
                 st = PARTLINK_ST_BAD_ADDR;
             }
         }
