@@ -370,7 +370,7 @@ static int partlink_chr_can_read(void *opaque)
 static void partlink_chr_read(void *opaque, const uint8_t *buf, int size)
 {
     PartlinkState *s = opaque;
-    int fds[PARTLINK_MAX_FDS * 2];
+    int fds[PARTLINK_MAX_FDS];
     int nr = qemu_chr_fe_get_msgfds(&s->chr, fds, ARRAY_SIZE(fds));
     struct partlink_msg hdr;
     Error *err = NULL;
