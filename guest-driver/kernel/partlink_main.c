@@ -4,45 +4,28 @@
  *
  * The adapter moves a packet from one partition's memory straight into
  * another partition's memory.  This is the PCI part of the driver: it
- * finds the device, checks that it speaks our ABI, takes it through the
- * status handshake and reports its identity.  The network interface and
- * the hypervisor mailbox are built on top of it.
+ * finds the device, checks that it speaks our ABI, sets up MSI-X, takes
+ * the device through the status handshake and follows the fabric link.
+ * The network interface is in partlink_netdev.c and partlink_rx.c.
  *
  * The register layout is in <partlink/partlink_abi.h>, shared with the
  * device model; docs/spec.md describes it.
  */
 
-#include <linux/etherdevice.h>
-#include <linux/io.h>
+#include <linux/interrupt.h>
 #include <linux/module.h>
-#include <linux/pci.h>
+#include <linux/rtnetlink.h>
 
-#include <partlink/partlink_abi.h>
-
-#define PARTLINK_DRV_NAME	"partlink"
+#include "partlink.h"
 
 /* Written to the scratch register and read back to prove BAR 0 works. */
 #define PARTLINK_SCRATCH_PATTERN	0x5a5aa5a5
 
-struct partlink_dev {
-	struct pci_dev *pdev;
-	void __iomem *regs;
-	u32 features;
-	u32 port_id;
-	u8 mac[ETH_ALEN];
-};
-
-static u32 partlink_rd(struct partlink_dev *pl, unsigned int reg)
-{
-	return ioread32(pl->regs + reg);
-}
-
-static void partlink_wr(struct partlink_dev *pl, unsigned int reg, u32 val)
-{
-	iowrite32(val, pl->regs + reg);
-}
-
-static void partlink_reset(struct partlink_dev *pl)
+/*
+ * Reset the device.  Once the register write has reached it, the device
+ * and every peer have stopped touching our rings and buffers.
+ */
+void partlink_reset(struct partlink_dev *pl)
 {
 	partlink_wr(pl, PARTLINK_REG_STATUS, 0);
 	/* Read back so that the reset has reached the device on return. */
@@ -63,6 +46,66 @@ static int partlink_set_status(struct partlink_dev *pl, u32 status)
 		return -EIO;
 	}
 	return 0;
+}
+
+/*
+ * Take the device from reset to DRIVER_OK with the rings in pl->tx and
+ * pl->rx, the RX ring already posted.  On failure the device is left
+ * reset.
+ */
+int partlink_start_device(struct partlink_dev *pl)
+{
+	int err;
+
+	partlink_reset(pl);
+
+	err = partlink_set_status(pl, PARTLINK_STATUS_ACKNOWLEDGE);
+	if (err)
+		goto fail;
+
+	partlink_wr(pl, PARTLINK_REG_DRV_FEATURES, pl->features);
+
+	partlink_wr(pl, PARTLINK_REG_TX_RING_LO, lower_32_bits(pl->tx.desc_dma));
+	partlink_wr(pl, PARTLINK_REG_TX_RING_HI, upper_32_bits(pl->tx.desc_dma));
+	partlink_wr(pl, PARTLINK_REG_TX_RING_SIZE, pl->tx.size);
+	partlink_wr(pl, PARTLINK_REG_RX_RING_LO, lower_32_bits(pl->rx.desc_dma));
+	partlink_wr(pl, PARTLINK_REG_RX_RING_HI, upper_32_bits(pl->rx.desc_dma));
+	partlink_wr(pl, PARTLINK_REG_RX_RING_SIZE, pl->rx.size);
+
+	/* The device checks the rings now: FAILED means it refused them. */
+	err = partlink_set_status(pl, PARTLINK_STATUS_ACKNOWLEDGE |
+				      PARTLINK_STATUS_DRIVER_OK);
+	if (err)
+		goto fail;
+
+	pl->port_id = partlink_rd(pl, PARTLINK_REG_PORT_ID);
+	return 0;
+
+fail:
+	partlink_reset(pl);
+	return err;
+}
+
+/* Follow the LINK register: carrier and the number of reachable peers. */
+void partlink_update_link(struct partlink_dev *pl)
+{
+	unsigned long flags;
+	u32 link;
+
+	spin_lock_irqsave(&pl->link_lock, flags);
+	link = partlink_rd(pl, PARTLINK_REG_LINK);
+	WRITE_ONCE(pl->link, link);
+	if (link & PARTLINK_LINK_UP)
+		netif_carrier_on(pl->netdev);
+	else
+		netif_carrier_off(pl->netdev);
+	spin_unlock_irqrestore(&pl->link_lock, flags);
+}
+
+irqreturn_t partlink_link_irq(int irq, void *data)
+{
+	partlink_update_link(data);
+	return IRQ_HANDLED;
 }
 
 static int partlink_check_abi(struct partlink_dev *pl)
@@ -96,32 +139,61 @@ static int partlink_check_abi(struct partlink_dev *pl)
 	return 0;
 }
 
-static void partlink_read_identity(struct partlink_dev *pl)
+/* Read what the device offers: features, MAC, largest frame. */
+static int partlink_read_identity(struct partlink_dev *pl)
 {
-	u32 lo = partlink_rd(pl, PARTLINK_REG_MAC_LO);
-	u32 hi = partlink_rd(pl, PARTLINK_REG_MAC_HI);
+	struct device *dev = &pl->pdev->dev;
+	u8 mac[ETH_ALEN];
+	u32 lo, hi;
+	int err;
+
+	partlink_reset(pl);
+	err = partlink_set_status(pl, PARTLINK_STATUS_ACKNOWLEDGE);
+	if (err)
+		return err;
+	pl->features = partlink_rd(pl, PARTLINK_REG_DEV_FEATURES) &
+		       PARTLINK_FEATURES;
+	/* GSO is defined only together with CSUM. */
+	if (!(pl->features & PARTLINK_F_CSUM))
+		pl->features &= ~PARTLINK_F_GSO;
 
 	/* MAC byte 0 is the least significant byte of MAC_LO. */
-	pl->mac[0] = lo & 0xff;
-	pl->mac[1] = (lo >> 8) & 0xff;
-	pl->mac[2] = (lo >> 16) & 0xff;
-	pl->mac[3] = (lo >> 24) & 0xff;
-	pl->mac[4] = hi & 0xff;
-	pl->mac[5] = (hi >> 8) & 0xff;
+	lo = partlink_rd(pl, PARTLINK_REG_MAC_LO);
+	hi = partlink_rd(pl, PARTLINK_REG_MAC_HI);
+	mac[0] = lo & 0xff;
+	mac[1] = (lo >> 8) & 0xff;
+	mac[2] = (lo >> 16) & 0xff;
+	mac[3] = (lo >> 24) & 0xff;
+	mac[4] = hi & 0xff;
+	mac[5] = (hi >> 8) & 0xff;
 
 	pl->port_id = partlink_rd(pl, PARTLINK_REG_PORT_ID);
+	pl->max_packet = min_t(u32, partlink_rd(pl, PARTLINK_REG_MAX_PACKET),
+			       PARTLINK_MAX_PACKET);
+	partlink_reset(pl);
+
+	/* The device drops every frame whose source is not this MAC. */
+	if (!is_valid_ether_addr(mac)) {
+		dev_err(dev, "device MAC %pM is not a valid unicast address\n",
+			mac);
+		return -EINVAL;
+	}
+	eth_hw_addr_set(pl->netdev, mac);
+
+	if (pl->max_packet < ETH_HLEN + ETH_MIN_MTU) {
+		dev_err(dev, "device carries frames of %u bytes, need %u\n",
+			pl->max_packet, ETH_HLEN + ETH_MIN_MTU);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static int partlink_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
 	struct device *dev = &pdev->dev;
+	struct net_device *netdev;
 	struct partlink_dev *pl;
 	int err;
-
-	pl = devm_kzalloc(dev, sizeof(*pl), GFP_KERNEL);
-	if (!pl)
-		return -ENOMEM;
-	pl->pdev = pdev;
 
 	err = pcim_enable_device(pdev);
 	if (err) {
@@ -141,41 +213,71 @@ static int partlink_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		dev_err(dev, "cannot map BAR %d: %d\n", PARTLINK_REG_BAR, err);
 		return err;
 	}
+
+	err = dma_set_mask_and_coherent(dev, DMA_BIT_MASK(64));
+	if (err) {
+		dev_err(dev, "no usable DMA configuration: %d\n", err);
+		return err;
+	}
+	pci_set_master(pdev);
+
+	netdev = alloc_netdev(sizeof(*pl), "pl%d", NET_NAME_ENUM, ether_setup);
+	if (!netdev)
+		return -ENOMEM;
+	SET_NETDEV_DEV(netdev, dev);
+
+	pl = netdev_priv(netdev);
+	pl->netdev = netdev;
+	pl->pdev = pdev;
 	pl->regs = pcim_iomap_table(pdev)[PARTLINK_REG_BAR];
+	spin_lock_init(&pl->link_lock);
+	spin_lock_init(&pl->ctr_lock);
+	u64_stats_init(&pl->tx.syncp);
+	u64_stats_init(&pl->rx.syncp);
+	INIT_DELAYED_WORK(&pl->refill_work, partlink_refill_work);
+	pl->tx_ring_size = PARTLINK_TX_RING_SIZE;
+	pl->rx_ring_size = PARTLINK_RX_RING_SIZE;
+	pci_set_drvdata(pdev, pl);
 
 	err = partlink_check_abi(pl);
 	if (err)
-		return err;
+		goto err_free_netdev;
 
-	/* Start from a clean device, whatever a previous driver left. */
-	partlink_reset(pl);
-
-	err = partlink_set_status(pl, PARTLINK_STATUS_ACKNOWLEDGE);
+	err = partlink_read_identity(pl);
 	if (err)
-		goto fail;
+		goto err_failed;
 
-	/* ABI version 1 defines no features; accept only what we know. */
-	pl->features = partlink_rd(pl, PARTLINK_REG_DEV_FEATURES) &
-		       PARTLINK_FEATURES_V1;
-	partlink_wr(pl, PARTLINK_REG_DRV_FEATURES, pl->features);
+	err = pci_alloc_irq_vectors(pdev, PARTLINK_NR_VECTORS,
+				    PARTLINK_NR_VECTORS, PCI_IRQ_MSIX);
+	if (err < 0) {
+		dev_err(dev, "cannot get %d MSI-X vectors: %d\n",
+			PARTLINK_NR_VECTORS, err);
+		goto err_failed;
+	}
 
-	partlink_read_identity(pl);
-	if (!is_valid_ether_addr(pl->mac))
-		dev_warn(dev, "device MAC %pM is not a valid unicast address\n",
-			 pl->mac);
+	netif_napi_add(netdev, &pl->napi, partlink_poll);
+	partlink_netdev_setup(pl);
+	partlink_set_ethtool_ops(netdev);
+	netif_carrier_off(netdev);
 
-	err = partlink_set_status(pl, PARTLINK_STATUS_ACKNOWLEDGE |
-				      PARTLINK_STATUS_DRIVER_OK);
-	if (err)
-		goto fail;
+	err = register_netdev(netdev);
+	if (err) {
+		dev_err(dev, "cannot register the network interface: %d\n",
+			err);
+		goto err_free_vectors;
+	}
 
-	pci_set_drvdata(pdev, pl);
-	dev_info(dev, "ABI %u, port %u, MAC %pM\n",
-		 PARTLINK_ABI_VERSION, pl->port_id, pl->mac);
+	netdev_info(netdev, "partlink ABI %u, port %u, MAC %pM, features %#x, frames up to %u bytes\n",
+		    PARTLINK_ABI_VERSION, pl->port_id, netdev->dev_addr,
+		    pl->features, pl->max_packet);
 	return 0;
 
-fail:
+err_free_vectors:
+	pci_free_irq_vectors(pdev);
+err_failed:
 	partlink_wr(pl, PARTLINK_REG_STATUS, PARTLINK_STATUS_FAILED);
+err_free_netdev:
+	free_netdev(netdev);
 	return err;
 }
 
@@ -183,7 +285,11 @@ static void partlink_remove(struct pci_dev *pdev)
 {
 	struct partlink_dev *pl = pci_get_drvdata(pdev);
 
+	/* Closes the interface: the device is reset, the rings freed. */
+	unregister_netdev(pl->netdev);
 	partlink_reset(pl);
+	pci_free_irq_vectors(pdev);
+	free_netdev(pl->netdev);
 }
 
 static void partlink_shutdown(struct pci_dev *pdev)
@@ -191,8 +297,12 @@ static void partlink_shutdown(struct pci_dev *pdev)
 	struct partlink_dev *pl = pci_get_drvdata(pdev);
 
 	/* Quiesce the device before kexec or reboot. */
-	if (pl)
-		partlink_reset(pl);
+	rtnl_lock();
+	netif_device_detach(pl->netdev);
+	if (netif_running(pl->netdev))
+		dev_close(pl->netdev);
+	rtnl_unlock();
+	partlink_reset(pl);
 }
 
 static const struct pci_device_id partlink_pci_ids[] = {
