@@ -36,6 +36,14 @@ void Layout::require_images() const {
     require_ssh_files();
 }
 
+void Layout::require_partlinkd() const {
+    const std::string remedy = "run `make shim` (or set PARTLINK_PARTLINKD), or use --net "
+                               "virtio-tap";
+    require_file(partlinkd, "partlinkd (the partlink fabric daemon)", remedy);
+    if (::access(partlinkd.c_str(), X_OK) != 0)
+        throw Error("partlinkd at " + partlinkd.string() + " is not executable; " + remedy);
+}
+
 void Layout::require_ssh_files() const {
     for (const fs::path& p : {ssh_identity(), ssh_known_hosts()})
         require_file(p, "guest ssh key file", "run `make images` (or set PARTLINK_IMAGES)");
@@ -50,6 +58,8 @@ Layout layout_for_executable(const fs::path& exe, const EnvLookup& env) {
     l.images = images ? fs::absolute(*images) : l.build_dir / "images";
     auto run = env("PARTLINK_RUN_DIR");
     l.default_run_dir = run ? fs::absolute(*run) : l.build_dir / "run";
+    auto partlinkd = env("PARTLINK_PARTLINKD");
+    l.partlinkd = partlinkd ? fs::absolute(*partlinkd) : exe.parent_path() / "partlinkd";
     return l;
 }
 

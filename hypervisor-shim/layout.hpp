@@ -16,6 +16,8 @@ struct Layout {
     std::filesystem::path qemu;            // BUILD/qemu/qemu-system-x86_64 or $PARTLINK_QEMU
     std::filesystem::path images;          // BUILD/images or $PARTLINK_IMAGES
     std::filesystem::path default_run_dir; // BUILD/run or $PARTLINK_RUN_DIR
+    // The fabric daemon, next to this executable: BUILD/bin/partlinkd or $PARTLINK_PARTLINKD
+    std::filesystem::path partlinkd;
 
     // The uncompressed kernel: under TCG, decompressing vmlinuz costs ~5 s a boot.
     std::filesystem::path kernel() const { return images / "vmlinux"; }
@@ -30,6 +32,7 @@ struct Layout {
     void require_qemu() const;
     void require_images() const;
     void require_ssh_files() const;
+    void require_partlinkd() const;
 };
 
 using EnvLookup = std::function<std::optional<std::string>(const char*)>;

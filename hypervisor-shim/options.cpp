@@ -1,9 +1,11 @@
 #include "options.hpp"
 
 #include <charconv>
+#include <fstream>
 #include <sched.h>
 #include <thread>
 
+#include "config.hpp"
 #include "error.hpp"
 
 namespace partlink {
@@ -110,9 +112,28 @@ UpOptions validate_up_args(const UpArgs& args, int host_cpus) {
         throw UsageError("--net virtio-socket connects exactly 2 VMs (QEMU's -netdev stream is "
                          "point to point); use --vms 2, or --net virtio-tap for " +
                          std::to_string(opts.vms));
-    if (opts.net == NetMode::Partlink)
-        throw UsageError("--net partlink is not implemented yet (the partlink packet path "
-                         "arrives in a later release); use --net virtio-tap or virtio-socket");
+    if (args.fabric_config) {
+        if (opts.net != NetMode::Partlink)
+            throw UsageError("--fabric-config is for --net partlink (partlinkd's networks), not "
+                             "--net " +
+                             std::string(to_string(opts.net)));
+        if (args.fabric_config->empty())
+            throw UsageError("--fabric-config must not be empty");
+        namespace fs = std::filesystem;
+        std::error_code ec;
+        fs::path file = fs::absolute(*args.fabric_config, ec);
+        if (ec || !fs::is_regular_file(file, ec))
+            throw UsageError("--fabric-config " + *args.fabric_config + ": no such file");
+        if (!std::ifstream(file))
+            throw UsageError("--fabric-config " + *args.fabric_config + ": cannot read it");
+        // partlinkd reads it the same way: a bad file is refused here, not in its log.
+        try {
+            fabric::Config::load(file);
+        } catch (const Error& e) {
+            throw UsageError("--fabric-config: " + std::string(e.what()));
+        }
+        opts.fabric_config = file.lexically_normal();
+    }
     return opts;
 }
 

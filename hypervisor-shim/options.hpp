@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,8 +18,9 @@ inline constexpr int kMaxMemMib = 16384;
 inline constexpr int kMaxTimeoutSeconds = 24 * 60 * 60;
 
 enum class Accel { Auto, Kvm, Tcg };
+// partlink (the default): the one-copy adapter, joined by partlinkd;
 // virtio-tap: virtio-net on a Linux bridge; virtio-socket: virtio-net over
-// QEMU's point-to-point -netdev stream; partlink: the one-copy adapter.
+// QEMU's point-to-point -netdev stream.
 enum class NetMode { VirtioTap, VirtioSocket, Partlink };
 
 std::string_view to_string(Accel accel);
@@ -33,7 +35,8 @@ struct UpArgs {
     std::string mem = "512";
     std::string cpus = "1";
     std::string accel = "auto";
-    std::string net = "virtio-tap";
+    std::string net = "partlink";
+    std::optional<std::string> fabric_config; // --fabric-config FILE
     std::optional<std::string> ssh_port;
     std::string timeout = "180";
 };
@@ -43,12 +46,16 @@ struct UpOptions {
     int mem_mib = 512;
     int cpus = 1;
     Accel accel = Accel::Auto;
-    NetMode net = NetMode::VirtioTap;
+    NetMode net = NetMode::Partlink;
+    // partlinkd's configuration (networks, WLM partition) given by the user,
+    // absolute; nothing: `up` writes one network of every partition, WLM vm1.
+    std::optional<std::filesystem::path> fabric_config;
     std::optional<std::uint16_t> ssh_port_base; // VM N gets base + N - 1
     std::chrono::seconds timeout{180};
 };
 
-// Throws UsageError naming the offending option and its valid range.
+// Throws UsageError naming the offending option and its valid range (and
+// if --fabric-config names no readable file).
 UpOptions validate_up_args(const UpArgs& args, int host_cpus);
 
 // The CPUs this process may run on (what `nproc` prints).

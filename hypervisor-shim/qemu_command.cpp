@@ -54,11 +54,21 @@ std::string guest_ip(int index) {
     return "10.77.0." + std::to_string(index);
 }
 
-std::string kernel_command_line(int index) {
+std::string data_nic_mac(int index, NetMode net) {
+    return net == NetMode::Partlink ? partlink_mac(index) : data_mac(index);
+}
+std::string data_nic_name(NetMode net) {
+    return net == NetMode::Partlink ? kPartlinkInterface : kGuestDataInterface;
+}
+int fabric_port(int index) {
+    return index;
+}
+
+std::string kernel_command_line(int index, NetMode net) {
     return "console=ttyS0 panic=-1 partlink.name=" + vm_name(index) +
            " partlink.index=" + std::to_string(index) + " partlink.mgmt_mac=" + mgmt_mac(index) +
-           " partlink.data_mac=" + data_mac(index) + " partlink.ip=" + guest_ip(index) + "/" +
-           std::to_string(kGuestPrefixLength) + " partlink.data_if=" + kGuestDataInterface;
+           " partlink.data_mac=" + data_nic_mac(index, net) + " partlink.ip=" + guest_ip(index) +
+           "/" + std::to_string(kGuestPrefixLength) + " partlink.data_if=" + data_nic_name(net);
 }
 
 std::vector<std::string> build_qemu_argv(const VmSpec& spec) {
@@ -82,7 +92,7 @@ std::vector<std::string> build_qemu_argv(const VmSpec& spec) {
     argv.firmware_dirs(spec.firmware_dirs);
     argv.opt("-kernel", spec.kernel.string());
     argv.opt("-initrd", spec.initrd.string());
-    argv.opt("-append", kernel_command_line(spec.index));
+    argv.opt("-append", kernel_command_line(spec.index, spec.net));
     argv.opt("-serial", "file:" + spec.console_file.string());
     argv.opt("-qmp", "unix:" + spec.qmp_socket.string() + ",server=on,wait=off");
     argv.opt("-pidfile", spec.pid_file.string());
@@ -90,8 +100,18 @@ std::vector<std::string> build_qemu_argv(const VmSpec& spec) {
     argv.opt("-netdev", "user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:" +
                             std::to_string(spec.ssh_port) + "-:22");
     argv.opt("-device", "virtio-net-pci,netdev=mgmt,mac=" + mgmt_mac(spec.index) + ",romfile=");
-    argv.opt("-device", "partlink-pci,mac=" + partlink_mac(spec.index) +
-                            ",port=" + std::to_string(spec.index));
+    const std::string adapter =
+        "mac=" + partlink_mac(spec.index) + ",port=" + std::to_string(fabric_port(spec.index));
+    if (spec.net == NetMode::Partlink) {
+        // QEMU may start before partlinkd listens, and outlive a restart of it.
+        argv.opt("-chardev", "socket,id=fabric,path=" + spec.fabric_socket.string() +
+                                 ",reconnect-ms=" + std::to_string(spec.fabric_reconnect_ms));
+        argv.opt("-device",
+                 "partlink-pci,chardev=fabric," + adapter + ",name=" + vm_name(spec.index));
+    } else {
+        // No chardev: the adapter is there, its link down.
+        argv.opt("-device", "partlink-pci," + adapter);
+    }
 
     switch (spec.net) {
     case NetMode::VirtioTap:

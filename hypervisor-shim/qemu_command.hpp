@@ -18,7 +18,13 @@ std::string data_mac(int index);     // 02:70:6c:01:00:NN, virtio data NIC
 std::string partlink_mac(int index); // 02:70:6c:00:00:NN, partlink-pci adapter
 std::string guest_ip(int index);     // 10.77.0.N
 inline constexpr int kGuestPrefixLength = 24;
-inline constexpr const char* kGuestDataInterface = "data0";
+inline constexpr const char* kGuestDataInterface = "data0"; // virtio-net data NIC
+inline constexpr const char* kPartlinkInterface = "pl0";    // partlink.ko's name
+// The NIC that carries 10.77.0.N in this mode: partlink-pci, or virtio-net.
+std::string data_nic_mac(int index, NetMode net);
+std::string data_nic_name(NetMode net);
+// partlink-pci's fabric port (its `port` property): partition N is port N.
+int fabric_port(int index);
 
 struct VmSpec {
     int index = 1;
@@ -34,13 +40,15 @@ struct VmSpec {
     std::filesystem::path qmp_socket;
     std::filesystem::path pid_file;
     std::uint16_t ssh_port = 0;
-    std::string tap;                    // NetMode::VirtioTap
-    std::filesystem::path data_socket;  // NetMode::VirtioSocket
-    bool data_socket_server = false;    // NetMode::VirtioSocket: vm1 listens
-    int data_socket_reconnect_ms = 500; // NetMode::VirtioSocket: client side
+    std::string tap;                     // NetMode::VirtioTap
+    std::filesystem::path data_socket;   // NetMode::VirtioSocket
+    bool data_socket_server = false;     // NetMode::VirtioSocket: vm1 listens
+    int data_socket_reconnect_ms = 500;  // NetMode::VirtioSocket: client side
+    std::filesystem::path fabric_socket; // NetMode::Partlink: partlinkd's socket
+    int fabric_reconnect_ms = 500;       // NetMode::Partlink: QEMU reconnects to partlinkd
 };
 
-std::string kernel_command_line(int index);
+std::string kernel_command_line(int index, NetMode net);
 std::vector<std::string> build_qemu_argv(const VmSpec& spec);
 
 // A BIOS image of `size` bytes whose reset vector (size - 16) executes

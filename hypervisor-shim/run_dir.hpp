@@ -36,6 +36,12 @@ public:
     std::filesystem::path probe_bios() const { return path_ / "probe.bin"; }
     std::filesystem::path probe_log() const { return path_ / "probe.log"; }
     std::filesystem::path probe_console() const { return path_ / "probe.console"; }
+    // --net partlink: partlinkd's socket, its fabric segment, its
+    // configuration (when `up` writes it) and its log.
+    std::filesystem::path partlinkd_socket() const { return path_ / "partlinkd.sock"; }
+    std::filesystem::path fabric_segment() const { return path_ / "fabric"; }
+    std::filesystem::path fabric_config() const { return path_ / "fabric.json"; }
+    std::filesystem::path partlinkd_log() const { return path_ / "partlinkd.log"; }
 
     // Nothing if there is no state file; throws StateCorrupt if it does not parse.
     std::optional<RunState> load_state() const;

@@ -58,6 +58,19 @@ nlohmann::ordered_json partition_to_json(const PartitionRecord& p) {
     };
 }
 
+nlohmann::ordered_json daemon_to_json(const std::optional<DaemonRecord>& d) {
+    using ojson = nlohmann::ordered_json;
+    if (!d)
+        return nullptr;
+    return ojson{
+        {"pid", d->pid ? ojson(*d->pid) : ojson(nullptr)},
+        {"socket", d->socket.string()},
+        {"segment", d->segment.string()},
+        {"config", d->config.string()},
+        {"log", d->log.string()},
+    };
+}
+
 // Field readers that name the offending field, e.g. "partitions[1].ssh_port".
 class Reader {
 public:
@@ -67,6 +80,8 @@ public:
         if (!object_.is_object())
             fail(where_.empty() ? "the document is not a JSON object" : "is not an object");
     }
+
+    bool has(const char* key) const { return object_.contains(key); }
 
     const json& field(const char* key) const {
         auto it = object_.find(key);
@@ -168,6 +183,20 @@ PartitionRecord partition_from_json(const json& doc, std::size_t i) {
     return p;
 }
 
+std::optional<DaemonRecord> daemon_from_json(const Reader& r) {
+    if (!r.has("partlinkd") || r.field("partlinkd").is_null())
+        return std::nullopt;
+    Reader d(r.field("partlinkd"), "partlinkd");
+    DaemonRecord out;
+    if (auto pid = d.optional_integer("pid", 1, 0x7fffffff))
+        out.pid = static_cast<pid_t>(*pid);
+    out.socket = d.string("socket");
+    out.segment = d.string("segment");
+    out.config = d.string("config");
+    out.log = d.string("log");
+    return out;
+}
+
 } // namespace
 
 nlohmann::ordered_json state_to_json(const RunState& s) {
@@ -193,6 +222,7 @@ nlohmann::ordered_json state_to_json(const RunState& s) {
              {"timeout_seconds", st.timeout_seconds},
          }},
         {"bridge", s.bridge ? ojson(*s.bridge) : ojson(nullptr)},
+        {"partlinkd", daemon_to_json(s.partlinkd)},
         {"partitions", partitions},
     };
 }
@@ -222,6 +252,7 @@ RunState state_from_json(const json& doc) {
         static_cast<int>(st.integer("timeout_seconds", 1, kMaxTimeoutSeconds));
 
     s.bridge = r.optional_string("bridge");
+    s.partlinkd = daemon_from_json(r);
 
     const json& parts = r.field("partitions");
     if (!parts.is_array())

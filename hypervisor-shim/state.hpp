@@ -39,6 +39,16 @@ struct PartitionRecord {
     std::vector<std::string> taps;
 };
 
+// partlinkd of a --net partlink run: recorded before it is spawned, its pid
+// right after.
+struct DaemonRecord {
+    std::optional<pid_t> pid;
+    std::filesystem::path socket;
+    std::filesystem::path segment;
+    std::filesystem::path config;
+    std::filesystem::path log;
+};
+
 struct RunSettings {
     int vms = 0;
     int mem_mib = 0;
@@ -57,6 +67,9 @@ struct RunState {
     pid_t launcher_pid = 0;
     RunSettings settings;
     std::optional<std::string> bridge; // recorded before it is created
+    // --net partlink only.  A document without the field (from a release
+    // before partlinkd) reads as none.
+    std::optional<DaemonRecord> partlinkd;
     std::vector<PartitionRecord> partitions;
 
     const PartitionRecord* find(std::string_view name) const;

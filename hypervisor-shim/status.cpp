@@ -1,13 +1,96 @@
 #include "status.hpp"
 
 #include <algorithm>
-#include <array>
 
 #include <nlohmann/json.hpp>
 
+#include "partlinkd_control.hpp"
+#include "qemu_command.hpp"
 #include "qemu_control.hpp"
 
 namespace partlink {
+
+namespace {
+
+using Table = std::vector<std::vector<std::string>>;
+
+// Columns padded to their widest cell, two spaces apart.
+std::string render_table(const Table& rows) {
+    std::vector<std::size_t> width;
+    for (const auto& r : rows) {
+        width.resize(std::max(width.size(), r.size()));
+        for (std::size_t i = 0; i < r.size(); ++i)
+            width[i] = std::max(width[i], r[i].size());
+    }
+    std::string out;
+    for (const auto& r : rows) {
+        std::string line;
+        for (std::size_t i = 0; i < r.size(); ++i) {
+            line += r[i];
+            if (i + 1 < r.size())
+                line += std::string(width[i] - r[i].size() + 2, ' ');
+        }
+        out += line + "\n";
+    }
+    return out;
+}
+
+void collect_fabric(StatusReport& report, const RunState& state) {
+    DaemonStatus d;
+    if (state.partlinkd) {
+        d.pid = state.partlinkd->pid;
+        d.socket = state.partlinkd->socket;
+        d.segment = state.partlinkd->segment;
+        d.log = state.partlinkd->log;
+    } else { // `up` had not got that far
+        d.socket = report.run_dir / "partlinkd.sock";
+        d.segment = report.run_dir / "fabric";
+        d.log = report.run_dir / "partlinkd.log";
+    }
+    d.running = d.pid && is_our_partlinkd(*d.pid, report.run_dir);
+    FabricSnapshot snap = read_fabric(d.segment);
+    report.fabric_error = snap.error;
+    for (auto& p : report.partitions) {
+        int port = fabric_port(p.record.index);
+        p.fabric = snap.ports && port >= 0 && port < PARTLINK_FABRIC_PORTS
+                       ? (*snap.ports)[static_cast<std::size_t>(port)]
+                       : PortStatus{};
+    }
+    report.partlinkd = d;
+}
+
+std::string daemon_line(const DaemonStatus& d) {
+    if (!d.pid)
+        return "partlinkd: not started (see " + d.log.string() + ")";
+    if (!d.running)
+        return "partlinkd: not running (pid " + std::to_string(*d.pid) + " is gone; see " +
+               d.log.string() + ")";
+    return "partlinkd: running, pid " + std::to_string(*d.pid) + ", socket " + d.socket.string();
+}
+
+std::string fabric_table(const StatusReport& report) {
+    // clang-format off
+    Table rows = {{"NAME", "LINK", "PEERS", "TX PKTS", "TX BYTES", "RX PKTS", "RX BYTES",
+                   "COPIES", "RX NO BUF", "TX NO BUF", "BAD DESC", "SPOOFED", "NO ROUTE"}};
+    // clang-format on
+    for (const auto& s : report.partitions) {
+        if (!s.fabric)
+            continue;
+        const PortStatus& f = *s.fabric;
+        auto n = [&](int index) {
+            return std::to_string(f.counter(index));
+        };
+        rows.push_back({s.record.name, f.link_up ? "up" : "down", std::to_string(f.peers),
+                        n(PARTLINK_CTR_TX_PACKETS), n(PARTLINK_CTR_TX_BYTES),
+                        n(PARTLINK_CTR_RX_PACKETS), n(PARTLINK_CTR_RX_BYTES),
+                        n(PARTLINK_CTR_COPIES), n(PARTLINK_CTR_RX_NO_BUFFER),
+                        n(PARTLINK_CTR_TX_NO_BUFFER), n(PARTLINK_CTR_BAD_DESCRIPTORS),
+                        n(PARTLINK_CTR_SPOOFED), n(PARTLINK_CTR_NO_ROUTE)});
+    }
+    return render_table(rows);
+}
+
+} // namespace
 
 std::string live_state(const PartitionRecord& record, const std::filesystem::path& run_dir,
                        bool busy) {
@@ -24,9 +107,13 @@ StatusReport collect_status(const std::filesystem::path& run_dir,
     StatusReport report;
     report.run_dir = run_dir;
     report.busy = busy;
-    if (state)
-        for (const auto& p : state->partitions)
-            report.partitions.push_back({p, live_state(p, run_dir, busy)});
+    if (!state)
+        return report;
+    report.net = state->settings.net;
+    for (const auto& p : state->partitions)
+        report.partitions.push_back({p, live_state(p, run_dir, busy), std::nullopt});
+    if (state->settings.net == NetMode::Partlink)
+        collect_fabric(report, *state);
     return report;
 }
 
@@ -34,27 +121,19 @@ std::string render_status_table(const StatusReport& report) {
     if (report.partitions.empty())
         return "partlink: nothing is up in " + report.run_dir.string() +
                (report.busy ? " (another partlink command is working on it)" : "") + "\n";
-    using Row = std::array<std::string, 7>;
-    std::vector<Row> rows = {{"NAME", "STATE", "IP", "SSH PORT", "QEMU PID", "ACCEL", "NET"}};
+    Table rows = {{"NAME", "STATE", "IP", "SSH PORT", "QEMU PID", "ACCEL", "NET"}};
     for (const auto& s : report.partitions) {
         const auto& p = s.record;
         rows.push_back({p.name, s.live_state, p.ip, std::to_string(p.ssh_port),
                         p.qemu_pid ? std::to_string(*p.qemu_pid) : "-",
                         std::string(to_string(p.accel)), std::string(to_string(p.net))});
     }
-    std::array<std::size_t, 7> width{};
-    for (const auto& r : rows)
-        for (std::size_t i = 0; i < r.size(); ++i)
-            width[i] = std::max(width[i], r[i].size());
-    std::string out = "run dir: " + report.run_dir.string() + "\n";
-    for (const auto& r : rows) {
-        std::string line;
-        for (std::size_t i = 0; i < r.size(); ++i) {
-            line += r[i];
-            if (i + 1 < r.size())
-                line += std::string(width[i] - r[i].size() + 2, ' ');
-        }
-        out += line + "\n";
+    std::string out = "run dir: " + report.run_dir.string() + "\n" + render_table(rows);
+    if (report.partlinkd) {
+        out += "\n" + daemon_line(*report.partlinkd) + "\n";
+        if (!report.fabric_error.empty())
+            out += "fabric: " + report.fabric_error + "\n";
+        out += fabric_table(report);
     }
     if (report.busy)
         out += "(another partlink command is working on this run directory)\n";
@@ -76,8 +155,35 @@ nlohmann::ordered_json render_status_json(const StatusReport& report) {
             {"net", to_string(p.net)},
             {"mac", p.mac},
         });
+        if (s.fabric) {
+            json counters = json::object();
+            for (std::size_t i = 0; i < kCounterNames.size(); ++i)
+                counters[kCounterNames[i]] = s.fabric->counters[i];
+            json& part = parts.back();
+            part["port"] = fabric_port(p.index);
+            part["link"] = s.fabric->link_up ? "up" : "down";
+            part["peers"] = s.fabric->peers;
+            part["counters"] = std::move(counters);
+        }
     }
-    return json{{"run_dir", report.run_dir.string()}, {"partitions", parts}};
+    json doc = {{"run_dir", report.run_dir.string()},
+                {"net", report.net ? json(to_string(*report.net)) : json(nullptr)}};
+    if (report.partlinkd) {
+        const DaemonStatus& d = *report.partlinkd;
+        doc["partlinkd"] = {
+            {"pid", d.pid ? json(*d.pid) : json(nullptr)},
+            {"running", d.running},
+            {"socket", d.socket.string()},
+            {"segment", d.segment.string()},
+            {"log", d.log.string()},
+        };
+        doc["fabric_error"] =
+            report.fabric_error.empty() ? json(nullptr) : json(report.fabric_error);
+    } else {
+        doc["partlinkd"] = nullptr;
+    }
+    doc["partitions"] = std::move(parts);
+    return doc;
 }
 
 } // namespace partlink

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "fabric_status.hpp"
 #include "run_dir.hpp"
 
 namespace partlink {
@@ -15,12 +16,26 @@ namespace partlink {
 struct PartitionStatus {
     PartitionRecord record;
     std::string live_state; // "running", "starting" (an `up` is under way) or "dead"
+    // --net partlink: its port of the fabric (down and zero if the segment
+    // cannot be read).
+    std::optional<PortStatus> fabric;
+};
+
+struct DaemonStatus {
+    std::optional<pid_t> pid;
+    bool running = false;
+    std::filesystem::path socket;
+    std::filesystem::path segment;
+    std::filesystem::path log;
 };
 
 struct StatusReport {
     std::filesystem::path run_dir;
+    std::optional<NetMode> net; // nothing if nothing is up
     std::vector<PartitionStatus> partitions;
-    bool busy = false; // another command holds the lock
+    std::optional<DaemonStatus> partlinkd; // --net partlink
+    std::string fabric_error;              // why the fabric segment could not be read
+    bool busy = false;                     // another command holds the lock
 };
 
 // `busy`: an `up` or `down` is under way (the caller could not take the lock).

@@ -5,6 +5,7 @@
 #include <system_error>
 
 #include "net_setup.hpp"
+#include "partlinkd_control.hpp"
 #include "qemu_control.hpp"
 
 namespace partlink {
@@ -45,8 +46,9 @@ std::vector<std::string> our_interfaces(const RunDir& dir, const std::optional<R
     return taps;
 }
 
-// Everything `up` creates except logs and consoles, which are kept for
-// post-mortems.
+// Everything `up` creates except logs, consoles and fabric.json, which are
+// kept for post-mortems.  The fabric segment outlives a restarted partlinkd,
+// but not `down`.
 std::vector<fs::path> runtime_files(const RunDir& dir) {
     std::vector<fs::path> out;
     std::error_code ec;
@@ -56,7 +58,8 @@ std::vector<fs::path> runtime_files(const RunDir& dir) {
         std::string ext = p.extension().string();
         bool vm_file = parse_vm_name(p.stem().string()).has_value();
         if ((vm_file && (ext == ".pid" || ext == ".qmp")) || name == "data.sock" ||
-            name == "probe.bin" || name.starts_with("state.json.tmp."))
+            name == "probe.bin" || name == "partlinkd.sock" || name == "fabric" ||
+            name.starts_with("state.json.tmp."))
             out.push_back(p);
     }
     return out;
@@ -75,6 +78,7 @@ Leftovers find_leftovers(const RunDir& dir) {
     }
     for (const auto& q : find_our_qemus(dir, state))
         l.live_qemus.push_back(q.name);
+    l.live_daemons = find_our_partlinkds(dir, state);
     l.interfaces = our_interfaces(dir, state);
     l.pid_files = dir.pid_file_indices();
     return l;
@@ -90,6 +94,20 @@ TeardownReport tear_down(const RunDir& dir, const Output& out) {
             continue;
         if (r.stopped) {
             ++report.qemus_stopped;
+            out.item(who + " stopped (" + r.how + ")");
+        } else {
+            report.errors.push_back(who + " " + r.how);
+            out.warn(who + " " + r.how);
+        }
+    }
+
+    // After the QEMUs, its clients.
+    for (const auto& r : stop_partlinkds(find_our_partlinkds(dir, state), dir.path())) {
+        std::string who = "partlinkd pid " + std::to_string(r.pid);
+        if (r.how == "already gone")
+            continue;
+        if (r.stopped) {
+            ++report.daemons_stopped;
             out.item(who + " stopped (" + r.how + ")");
         } else {
             report.errors.push_back(who + " " + r.how);

@@ -14,22 +14,27 @@ namespace partlink {
 
 struct TeardownReport {
     int qemus_stopped = 0;
+    int daemons_stopped = 0; // partlinkd
     int interfaces_removed = 0;
     bool state_removed = false;
     std::vector<std::string> errors;
 
-    bool did_anything() const { return qemus_stopped || interfaces_removed || state_removed; }
+    bool did_anything() const {
+        return qemus_stopped || daemons_stopped || interfaces_removed || state_removed;
+    }
 };
 
 // Leftovers of an earlier run, for `up` to decide whether to clean first.
 struct Leftovers {
     bool state_file = false;
     std::vector<std::string> live_qemus; // names
+    std::vector<pid_t> live_daemons;     // partlinkd
     std::vector<std::string> interfaces; // on the host, ours by name
     std::vector<int> pid_files;
 
     bool any() const {
-        return state_file || !live_qemus.empty() || !interfaces.empty() || !pid_files.empty();
+        return state_file || !live_qemus.empty() || !live_daemons.empty() || !interfaces.empty() ||
+               !pid_files.empty();
     }
 };
 Leftovers find_leftovers(const RunDir& dir);

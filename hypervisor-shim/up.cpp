@@ -9,6 +9,7 @@
 
 #include "accel_probe.hpp"
 #include "net_setup.hpp"
+#include "partlinkd_control.hpp"
 #include "ports.hpp"
 #include "process.hpp"
 #include "qemu_command.hpp"
@@ -136,7 +137,7 @@ RunState initial_state(const UpOptions& opts, Accel accel, const RunDir& dir,
         p.name = vm_name(index);
         p.index = index;
         p.ip = guest_ip(index);
-        p.mac = data_mac(index);
+        p.mac = data_nic_mac(index, opts.net);
         p.mgmt_mac = mgmt_mac(index);
         p.partlink_mac = partlink_mac(index);
         p.ssh_port = ports[static_cast<std::size_t>(index - 1)].port();
@@ -189,7 +190,46 @@ VmSpec vm_spec(const RunState& state, const PartitionRecord& p, const Layout& la
         spec.tap = p.taps.front();
     spec.data_socket = dir.data_socket();
     spec.data_socket_server = p.index == 1;
+    spec.fabric_socket = dir.partlinkd_socket();
     return spec;
+}
+
+void remove_if_exists(const fs::path& p) {
+    std::error_code ec;
+    fs::remove(p, ec);
+}
+
+// Starts partlinkd and waits until it listens.  Like an interface, it is
+// recorded in the state before it exists, its pid right after.
+Process start_partlinkd(RunState& state, const UpOptions& opts, const Layout& layout,
+                        const RunDir& dir, const Output& out) {
+    DaemonRecord d;
+    d.socket = dir.partlinkd_socket();
+    d.segment = dir.fabric_segment();
+    d.log = dir.partlinkd_log();
+    if (opts.fabric_config) {
+        d.config = *opts.fabric_config;
+    } else {
+        d.config = dir.fabric_config();
+        write_file_atomic(d.config, default_fabric_config(opts.vms));
+    }
+    // A fresh fabric: no stale socket, no ports of an earlier run.
+    remove_if_exists(d.socket);
+    remove_if_exists(d.segment);
+    state.partlinkd = d;
+    dir.save_state(state);
+
+    SpawnOptions spawn;
+    spawn.output_file = d.log;
+    spawn.new_session = true;
+    Process daemon =
+        Process::spawn(partlinkd_argv(layout.partlinkd, d.socket, d.segment, d.config), spawn);
+    state.partlinkd->pid = daemon.pid();
+    dir.save_state(state);
+    wait_until_listening(daemon, d.log, d.socket, kPartlinkdStartTimeout, InterruptWatch::check);
+    out.info("network partlink: partlinkd pid " + std::to_string(daemon.pid()) + " on " +
+             d.socket.string() + " (config " + d.config.string() + ", log " + d.log.string() + ")");
+    return daemon;
 }
 
 // Watches a serial console file for the guest init's ready line.
@@ -338,17 +378,13 @@ void wait_until_up(std::vector<Booting>& vms, const Layout& layout, const RunDir
     }
 }
 
-void remove_if_exists(const fs::path& p) {
-    std::error_code ec;
-    fs::remove(p, ec);
-}
-
 } // namespace
 
 void bring_up(const UpOptions& opts, const Layout& layout, const RunDir& dir, const Output& out) {
     const auto started = Clock::now();
     // QEMU creates its QMP socket under the run dir; sun_path is 108 bytes.
-    if (dir.qmp_socket(kMaxVms).string().size() >= 108)
+    if (dir.qmp_socket(kMaxVms).string().size() >= 108 ||
+        dir.partlinkd_socket().string().size() >= 108)
         throw Error("run directory path " + dir.path().string() +
                     " is too long for QEMU's unix sockets; use a shorter --run-dir");
     RunDirLock lock = RunDirLock::acquire_or_fail(dir, RunDirLock::Mode::Exclusive);
@@ -370,7 +406,10 @@ void bring_up(const UpOptions& opts, const Layout& layout, const RunDir& dir, co
     // still running) when the catch block tears down in order.
     std::vector<Process> qemus;
     qemus.reserve(state.partitions.size());
+    std::optional<Process> daemon;
     try {
+        if (opts.net == NetMode::Partlink)
+            daemon = start_partlinkd(state, opts, layout, dir, out);
         if (opts.net == NetMode::VirtioTap)
             set_up_tap_network(state, dir, out);
         if (opts.net == NetMode::VirtioSocket) {
@@ -418,6 +457,8 @@ void bring_up(const UpOptions& opts, const Layout& layout, const RunDir& dir, co
     // Success: the QEMUs outlive us.
     for (auto& q : qemus)
         q.detach();
+    if (daemon)
+        daemon->detach();
     out.info(std::to_string(opts.vms) + " partition" + (opts.vms == 1 ? "" : "s") + " up in " +
              seconds(Clock::now() - started) + " (accel " + std::string(to_string(accel)) +
              ", net " + std::string(to_string(opts.net)) + "); try `partlink ssh vm1`");

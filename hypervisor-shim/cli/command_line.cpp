@@ -20,7 +20,7 @@ constexpr const char* kDescription =
     "network, managed like Vagrant or Lima machines.";
 
 constexpr const char* kFooter = R"(Examples:
-  partlink up --vms 3                 boot vm1..vm3, each with 10.77.0.N/24 on its data NIC
+  partlink up --vms 3                 boot vm1..vm3, each with 10.77.0.N/24 on pl0
   partlink ssh vm1 -- ping -c 1 10.77.0.2
   partlink status --json
   partlink down
@@ -141,16 +141,24 @@ CommandLine parse_command_line(const std::vector<std::string>& raw_args, int hos
     up->footer(R"(Partition N is vmN: 10.77.0.N/24 on its data NIC, ssh forwarded from 127.0.0.1.
 Examples:
   partlink up --vms 3
-  partlink up --net virtio-socket --accel tcg --ssh-port 10022)");
+  partlink up --net virtio-tap --accel tcg --ssh-port 10022
+  partlink up --vms 4 --fabric-config nets.json
+A --fabric-config file, as partlinkd reads it:
+  {"networks": {"a": ["vm1", "vm2"], "b": ["vm3", "vm4"]}, "wlm": "vm1"})");
     add_string(up, "--vms", p.up.vms, "N", "Number of partitions, 1..16 (default 2)");
     add_string(up, "--mem", p.up.mem, "MiB", "Guest RAM per partition, 128..16384 (default 512)");
     add_string(up, "--cpus", p.up.cpus, "N",
                "vCPUs per partition, 1.." + std::to_string(host_cpus) + " (default 1)");
     add_string(up, "--accel", p.up.accel, "auto|kvm|tcg",
                "auto: KVM if a probe guest boots with it, else TCG (default auto)");
-    add_string(up, "--net", p.up.net, "virtio-tap|virtio-socket|partlink",
-               "Data network: virtio-net on a host bridge, virtio-net over a socket (2 VMs "
-               "only), or the partlink adapter (not implemented yet); default virtio-tap");
+    add_string(up, "--net", p.up.net, "partlink|virtio-tap|virtio-socket",
+               "Data network: the partlink one-copy adapter (pl0, joined by partlinkd), "
+               "virtio-net on a host bridge, or virtio-net over a socket (2 VMs only); default "
+               "partlink");
+    up->add_option("--fabric-config", p.up.fabric_config,
+                   "--net partlink: partlinkd's configuration (networks, WLM partition) instead "
+                   "of one network of all partitions with vm1 as WLM")
+        ->type_name("FILE");
     up->add_option("--ssh-port", p.up.ssh_port,
                    "vmN's ssh on 127.0.0.1:BASE+N-1 (default: free ports)")
         ->type_name("BASE");

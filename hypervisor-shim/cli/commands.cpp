@@ -73,6 +73,8 @@ Observed observe(const fs::path& run_dir) {
 int run_up(const UpOptions& options, const Layout& layout, const fs::path& run_dir) {
     layout.require_qemu();
     layout.require_images();
+    if (options.net == NetMode::Partlink)
+        layout.require_partlinkd();
     RunDir dir = RunDir::open(run_dir);
     bring_up(options, layout, dir, terminal_output());
     return kExitOk;
@@ -97,6 +99,8 @@ int run_down(const fs::path& run_dir) {
     if (r.qemus_stopped)
         did.push_back("stopped " + std::to_string(r.qemus_stopped) + " QEMU" +
                       (r.qemus_stopped == 1 ? "" : "s"));
+    if (r.daemons_stopped)
+        did.push_back("stopped partlinkd");
     if (r.interfaces_removed)
         did.push_back("removed " + std::to_string(r.interfaces_removed) + " interface" +
                       (r.interfaces_removed == 1 ? "" : "s"));

@@ -1,8 +1,13 @@
 """Fixtures that boot real guests through the partlink launcher.
 
 Every run directory a test creates is torn down with `partlink down`, also
-when the test fails, and a session-wide guard kills any QEMU that still
-names one of those directories, so no guest, tap or bridge outlives pytest.
+when the test fails, and a session-wide guard kills any QEMU or partlinkd
+that still names one of those directories, so no guest, daemon, tap or
+bridge outlives pytest.
+
+Clusters use the launcher's default data network (partlink: pl0 on the
+partlink-pci adapter, joined by partlinkd) unless a test asks for another
+with net="virtio-tap" (or passes --net to up()).
 """
 
 import json
@@ -16,13 +21,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from procs import kill_qemus  # noqa: E402
+from procs import kill_partlinkds, kill_qemus  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "build"
 PARTLINK = BUILD / "bin" / "partlink"
 IMAGES = BUILD / "images"
 BOOT_TIMEOUT = 600  # 3 guests under TCG on 2 busy cores, with margin
+DEFAULT_NET = "partlink"  # what `partlink up` picks without --net
+# The guest's data interface (it carries 10.77.0.N) per network mode.
+DATA_IF = {"partlink": "pl0", "virtio-tap": "data0", "virtio-socket": "data0"}
 
 
 def require_build():
@@ -36,10 +44,22 @@ def require_build():
 
 
 class Cluster:
-    """The partitions of one run directory."""
+    """The partitions of one run directory.  net: the --net that up() passes
+    (None: the launcher's default, DEFAULT_NET)."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, net=None):
         self.run_dir = run_dir
+        self.net = net
+
+    @property
+    def net_mode(self):
+        """The network mode the guests run (or will run) on."""
+        return self.net or DEFAULT_NET
+
+    @property
+    def data_if(self):
+        """The guests' data interface: pl0 with partlink, data0 with virtio-net."""
+        return DATA_IF[self.net_mode]
 
     def partlink(self, *args, timeout=120, check=True, env=None, input=None):
         argv = [str(PARTLINK), "--run-dir", str(self.run_dir), *map(str, args)]
@@ -51,6 +71,11 @@ class Cluster:
         return proc
 
     def up(self, *args, timeout=BOOT_TIMEOUT):
+        args = [str(a) for a in args]
+        if "--net" in args:  # an explicit --net wins, and is remembered
+            self.net = args[args.index("--net") + 1]
+        elif self.net:
+            args += ["--net", self.net]
         return self.partlink("up", *args, timeout=timeout)
 
     def down(self):
@@ -68,18 +93,20 @@ class Cluster:
 
 
 def kill_leftovers(run_dir: Path):
-    """Last line of defence should `partlink down` itself be broken."""
-    return kill_qemus(run_dir)
+    """Last line of defence should `partlink down` itself be broken: kills
+    the run's QEMUs and partlinkd, returns the pids that were still there."""
+    return kill_qemus(run_dir) + kill_partlinkds(run_dir)
 
 
 @pytest.fixture
 def new_cluster(tmp_path_factory):
-    """A factory of empty run directories, each torn down at the end."""
+    """A factory of empty run directories, each torn down at the end:
+    new_cluster(), new_cluster("name"), new_cluster(net="virtio-tap")."""
     require_build()
     clusters = []
 
-    def make(name="run"):
-        c = Cluster(tmp_path_factory.mktemp(name))
+    def make(name="run", net=None):
+        c = Cluster(tmp_path_factory.mktemp(name), net=net)
         clusters.append(c)
         return c
 
@@ -87,22 +114,34 @@ def new_cluster(tmp_path_factory):
     for c in clusters:
         c.down()
         leftovers = kill_leftovers(c.run_dir)
-        assert not leftovers, f"partlink down left QEMU running: {leftovers}"
+        assert not leftovers, f"partlink down left QEMU or partlinkd running: {leftovers}"
 
 
-@pytest.fixture(scope="module")
-def cluster3(tmp_path_factory):
-    """Three guests on the virtio-net tap+bridge data network."""
+def booted_cluster(tmp_path_factory, name, vms, net=None):
+    """A generator for module-scoped fixtures: `vms` guests on `net`,
+    booted once, torn down at the end of the module."""
     require_build()
-    c = Cluster(tmp_path_factory.mktemp("three"))
+    c = Cluster(tmp_path_factory.mktemp(name), net=net)
     try:
         started = time.monotonic()
-        c.boot_output = c.up("--vms", "3")
+        c.boot_output = c.up("--vms", str(vms))
         c.boot_seconds = time.monotonic() - started
         yield c
     finally:
         c.down()
         kill_leftovers(c.run_dir)
+
+
+@pytest.fixture(scope="module")
+def cluster3(tmp_path_factory):
+    """Three guests on the default data network (partlink, pl0)."""
+    yield from booted_cluster(tmp_path_factory, "three", 3)
+
+
+@pytest.fixture(scope="module")
+def cluster3_tap(tmp_path_factory):
+    """Three guests on the virtio-net tap+bridge data network (data0)."""
+    yield from booted_cluster(tmp_path_factory, "three-tap", 3, net="virtio-tap")
 
 
 def guest_ping(cluster, src, dst_ip, count=3):

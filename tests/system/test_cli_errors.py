@@ -15,6 +15,8 @@ from conftest import kill_leftovers
     (["up", "--accel", "warp"], "--accel"),
     (["up", "--net", "carrier-pigeon"], "--net"),
     (["up", "--vms", "3", "--net", "virtio-socket"], "virtio-socket"),
+    (["up", "--fabric-config", "/nonexistent/fabric.json"], "--fabric-config"),
+    (["up", "--net", "virtio-tap", "--fabric-config", "/etc/hostname"], "--net partlink"),
     (["frobnicate"], "frobnicate"),
 ])
 def test_usage_errors(new_cluster, args, words):
@@ -51,6 +53,15 @@ def test_missing_images(new_cluster, tmp_path):
     proc = c.partlink("up", "--vms", "1", check=False, env=env)
     assert proc.returncode == 1
     assert "make images" in proc.stderr, proc.stderr
+
+
+def test_missing_partlinkd(new_cluster):
+    c = new_cluster()
+    env = dict(os.environ, PARTLINK_PARTLINKD="/nonexistent/partlinkd")
+    proc = c.partlink("up", "--vms", "1", check=False, env=env)
+    assert proc.returncode == 1
+    assert "/nonexistent/partlinkd" in proc.stderr and "make shim" in proc.stderr, proc.stderr
+    assert not kill_leftovers(c.run_dir)
 
 
 def test_ssh_port_in_use(new_cluster):

@@ -1,4 +1,5 @@
-"""Three guests on the data network: ping, iperf3 and ssh between them."""
+"""Three guests on the data network (the default, partlink): ping, iperf3
+and ssh between them."""
 
 import itertools
 import json
@@ -27,7 +28,7 @@ def test_status_json(cluster3):
         assert p["state"] == "running"
         assert p["ip"] == ip_of(name)
         assert p["accel"] in ("tcg", "kvm")
-        assert p["net"] == "virtio-tap"
+        assert p["net"] == cluster3.net_mode
         assert isinstance(p["qemu_pid"], int) and p["qemu_pid"] > 1
         with open(f"/proc/{p['qemu_pid']}/cmdline", "rb") as f:
             assert b"qemu-system-x86_64" in f.read()
@@ -91,12 +92,13 @@ def test_unknown_vm_is_a_clear_error(cluster3):
 
 def test_broken_network_is_detected(cluster3):
     """The connectivity check must be able to fail: cut vm2's data link."""
-    cluster3.ssh("vm2", "ip link set data0 down")
+    data_if = cluster3.data_if
+    cluster3.ssh("vm2", f"ip link set {data_if} down")
     try:
         with pytest.raises(AssertionError, match="ping failed"):
             guest_ping(cluster3, "vm1", ip_of("vm2"), count=1)
     finally:
-        cluster3.ssh("vm2", "ip link set data0 up")
+        cluster3.ssh("vm2", f"ip link set {data_if} up")
     guest_ping(cluster3, "vm1", ip_of("vm2"), count=2)
 
 

@@ -6,7 +6,7 @@ import subprocess
 import time
 
 from conftest import PARTLINK, BOOT_TIMEOUT, guest_ping, kill_leftovers
-from procs import qemu_pids
+from procs import partlinkd_pids, qemu_pids
 
 
 def host_links():
@@ -17,7 +17,7 @@ def host_links():
 
 def test_down_leaves_nothing_and_up_works_again(new_cluster):
     links_before = host_links()
-    c = new_cluster()
+    c = new_cluster(net="virtio-tap")  # about its taps and bridge
     c.up("--vms", "2")
     assert len(qemu_pids(c.run_dir)) == 2
     assert host_links() - links_before, "virtio-tap created no bridge or tap"
@@ -36,7 +36,7 @@ def test_down_leaves_nothing_and_up_works_again(new_cluster):
 
 def test_down_after_killed_launcher(new_cluster):
     links_before = host_links()
-    c = new_cluster()
+    c = new_cluster()  # the default network: partlinkd runs too
     launcher = subprocess.Popen([str(PARTLINK), "--run-dir", str(c.run_dir), "up", "--vms", "2"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -47,9 +47,12 @@ def test_down_after_killed_launcher(new_cluster):
     finally:
         launcher.send_signal(signal.SIGKILL)
         launcher.wait()
+    assert partlinkd_pids(c.run_dir), "up never started partlinkd"
     proc = c.down()
     assert proc.returncode == 0, proc.stderr
     assert qemu_pids(c.run_dir) == []
+    assert partlinkd_pids(c.run_dir) == []
+    assert not (c.run_dir / "partlinkd.sock").exists()
     assert host_links() == links_before
 
 

@@ -14,7 +14,7 @@ def test_monitors_report_to_the_manager_over_the_data_network(cluster3):
                  f"--duration 12 --log /tmp/wlm.jsonl >/tmp/manager.out 2>&1 &")
     for vm in ("vm2", "vm3"):
         c.ssh(vm, f"plwlm monitor --to 10.77.0.1:{PORT} --interval 1 --count 6 "
-                  f"--iface data0 >/tmp/monitor.out 2>&1 &")
+                  f"--iface {c.data_if} >/tmp/monitor.out 2>&1 &")
     # The manager stops by itself after --duration; wait for it.
     c.ssh("vm1", "while pidof plwlm >/dev/null; do sleep 0.5; done", timeout=60)
     out = c.ssh("vm1", "cat /tmp/manager.out").stdout

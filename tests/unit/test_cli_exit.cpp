@@ -77,7 +77,8 @@ std::size_t lines(const std::string& s) {
 TEST_F(Cli, UsageErrorsExitTwoWithOneLine) {
     for (auto args : std::vector<std::vector<std::string>>{
              {"up", "--vms", "0"},
-             {"up", "--net", "partlink"},
+             {"up", "--fabric-config", "/nonexistent/fabric.json"},
+             {"up", "--net", "virtio-tap", "--fabric-config", "/etc/hostname"},
              {"up", "--net", "virtio-socket", "--vms", "3"},
              {"up", "--mem", "lots"},
              {"up", "--accel", "xen"},

@@ -1,3 +1,7 @@
+#include <filesystem>
+#include <fstream>
+#include <stdlib.h>
+
 #include <gtest/gtest.h>
 
 #include "command_line.hpp"
@@ -31,7 +35,21 @@ TEST(CommandLine, UpDefaults) {
     const auto& o = std::get<UpCommand>(cl.command).options;
     EXPECT_EQ(o.vms, 2);
     EXPECT_EQ(o.mem_mib, 512);
+    EXPECT_EQ(o.net, NetMode::Partlink);
+    EXPECT_FALSE(o.fabric_config);
     EXPECT_FALSE(cl.run_dir);
+}
+
+TEST(CommandLine, FabricConfig) {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "partlink-fc-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    std::filesystem::path file = std::filesystem::path(tmpl) / "nets.json";
+    std::ofstream(file) << R"({"networks": {"default": ["vm1", "vm2"]}, "wlm": "vm2"})";
+    auto cl = parse({"up", "--fabric-config", file.string()});
+    const auto& o = std::get<UpCommand>(cl.command).options;
+    EXPECT_EQ(o.net, NetMode::Partlink);
+    EXPECT_EQ(o.fabric_config, file);
+    std::filesystem::remove_all(tmpl);
 }
 
 TEST(CommandLine, UpOptions) {
@@ -57,7 +75,11 @@ TEST(CommandLine, UsageErrorsAreOneClearLine) {
     EXPECT_EQ(usage_error({"up", "--vms", "0"}), "--vms must be between 1 and 16");
     EXPECT_EQ(usage_error({"up", "--cpus", "9"}),
               "--cpus must be between 1 and 2 (this host has 2 CPUs)");
-    EXPECT_NE(usage_error({"up", "--net", "partlink"}).find("not implemented yet"),
+    EXPECT_NE(
+        usage_error({"up", "--fabric-config", "/nonexistent/fabric.json"}).find("no such file"),
+        std::string::npos);
+    EXPECT_NE(usage_error({"up", "--net", "virtio-tap", "--fabric-config", "/x"})
+                  .find("--fabric-config is for --net partlink"),
               std::string::npos);
     EXPECT_NE(usage_error({"up", "--net", "virtio-socket", "--vms", "3"}).find("exactly 2 VMs"),
               std::string::npos);
@@ -108,7 +130,7 @@ TEST(CommandLine, HelpAndVersion) {
         EXPECT_NE(help.find(word), std::string::npos) << word;
     auto up_help = std::get<HelpCommand>(parse({"up", "--help"}).command).text;
     for (const char* word : {"--vms", "--mem", "--cpus", "--accel", "--net", "--ssh-port",
-                             "--timeout", "virtio-socket"})
+                             "--timeout", "virtio-socket", "--fabric-config", "default partlink"})
         EXPECT_NE(up_help.find(word), std::string::npos) << word;
     auto version = std::get<HelpCommand>(parse({"--version"}).command).text;
     EXPECT_EQ(version.rfind("partlink ", 0), 0u);

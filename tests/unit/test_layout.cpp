@@ -26,6 +26,7 @@ TEST(Layout, RelativeToTheExecutable) {
     EXPECT_EQ(l.qemu, "/w/build/qemu/qemu-system-x86_64");
     EXPECT_EQ(l.images, "/w/build/images");
     EXPECT_EQ(l.default_run_dir, "/w/build/run");
+    EXPECT_EQ(l.partlinkd, "/w/build/bin/partlinkd");
     EXPECT_EQ(l.kernel(), "/w/build/images/vmlinux");
     EXPECT_EQ(l.initrd(), "/w/build/images/initramfs.cpio.gz");
     EXPECT_EQ(l.ssh_identity(), "/w/build/images/ssh/id_ed25519");
@@ -38,7 +39,9 @@ TEST(Layout, EnvironmentOverrides) {
     Layout l = layout_for_executable("/w/build/bin/partlink",
                                      env_of({{"PARTLINK_QEMU", "/q/qemu-system-x86_64"},
                                              {"PARTLINK_IMAGES", "/img"},
-                                             {"PARTLINK_RUN_DIR", "/runs/a"}}));
+                                             {"PARTLINK_RUN_DIR", "/runs/a"},
+                                             {"PARTLINK_PARTLINKD", "/d/partlinkd"}}));
+    EXPECT_EQ(l.partlinkd, "/d/partlinkd");
     EXPECT_EQ(l.qemu, "/q/qemu-system-x86_64");
     EXPECT_EQ(l.images, "/img");
     EXPECT_EQ(l.default_run_dir, "/runs/a");
@@ -66,5 +69,15 @@ TEST(Layout, MissingFilesSayWhatToRun) {
         std::string what = e.what();
         EXPECT_NE(what.find("/nonexistent/build/images/vmlinux"), std::string::npos);
         EXPECT_NE(what.find("make images"), std::string::npos);
+    }
+    try {
+        l.require_partlinkd();
+        FAIL();
+    } catch (const Error& e) {
+        std::string what = e.what();
+        EXPECT_NE(what.find("partlinkd"), std::string::npos);
+        EXPECT_NE(what.find("/nonexistent/build/bin/partlinkd"), std::string::npos);
+        EXPECT_NE(what.find("make shim"), std::string::npos);
+        EXPECT_EQ(e.exit_code(), kExitRuntime);
     }
 }

@@ -1,3 +1,7 @@
+#include <filesystem>
+#include <fstream>
+#include <stdlib.h>
+
 #include <gtest/gtest.h>
 
 #include "error.hpp"
@@ -25,7 +29,8 @@ TEST(UpOptions, DefaultsAreTheDocumentedOnes) {
     EXPECT_EQ(o.mem_mib, 512);
     EXPECT_EQ(o.cpus, 1);
     EXPECT_EQ(o.accel, Accel::Auto);
-    EXPECT_EQ(o.net, NetMode::VirtioTap);
+    EXPECT_EQ(o.net, NetMode::Partlink);
+    EXPECT_FALSE(o.fabric_config);
     EXPECT_FALSE(o.ssh_port_base);
     EXPECT_EQ(o.timeout.count(), 180);
 }
@@ -99,11 +104,43 @@ TEST(UpOptions, VirtioSocketIsPointToPoint) {
     EXPECT_NE(usage_error(a).find("exactly 2 VMs"), std::string::npos);
 }
 
-TEST(UpOptions, PartlinkNetIsNotImplementedYet) {
-    UpArgs a;
-    a.net = "partlink";
-    EXPECT_NE(usage_error(a).find("not implemented yet"), std::string::npos);
+TEST(UpOptions, PartlinkIsTheDefaultNet) {
+    EXPECT_EQ(UpArgs{}.net, "partlink");
     EXPECT_EQ(parse_net_mode("partlink"), NetMode::Partlink);
+    UpArgs a;
+    a.vms = "16";
+    EXPECT_EQ(validate_up_args(a, 2).net, NetMode::Partlink);
+    a.net = "virtio-tap";
+    EXPECT_EQ(validate_up_args(a, 2).net, NetMode::VirtioTap);
+}
+
+TEST(UpOptions, FabricConfig) {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "partlink-fc-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    std::filesystem::path dir = tmpl;
+    std::ofstream(dir / "good.json")
+        << R"({"networks": {"a": ["vm1"], "b": ["vm2"]}, "wlm": "vm1"})";
+    std::ofstream(dir / "bad.json") << "{ not json";
+
+    UpArgs a;
+    a.fabric_config = (dir / "good.json").string();
+    UpOptions o = validate_up_args(a, 2);
+    EXPECT_EQ(o.fabric_config, dir / "good.json");
+    EXPECT_TRUE(o.fabric_config->is_absolute());
+
+    a.fabric_config = (dir / "missing.json").string();
+    EXPECT_EQ(usage_error(a),
+              "--fabric-config " + (dir / "missing.json").string() + ": no such file");
+    a.fabric_config = dir.string(); // a directory
+    EXPECT_NE(usage_error(a).find("no such file"), std::string::npos);
+    a.fabric_config = (dir / "bad.json").string();
+    EXPECT_EQ(usage_error(a).rfind("--fabric-config: ", 0), 0u) << usage_error(a);
+    EXPECT_NE(usage_error(a).find("bad.json"), std::string::npos) << usage_error(a);
+
+    a.fabric_config = (dir / "good.json").string();
+    a.net = "virtio-tap";
+    EXPECT_NE(usage_error(a).find("--fabric-config is for --net partlink"), std::string::npos);
+    std::filesystem::remove_all(dir);
 }
 
 UpArgs with_ssh_port(const char* port, const char* vms = "2") {

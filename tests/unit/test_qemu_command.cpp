@@ -122,6 +122,59 @@ TEST(QemuCommand, VirtioSocketServerAndClient) {
     EXPECT_EQ(argv.back(), "virtio-net-pci,netdev=data,mac=02:70:6c:01:00:02,romfile=");
 }
 
+TEST(QemuCommand, PartlinkArgv) {
+    VmSpec s = tap_spec(3);
+    s.net = NetMode::Partlink;
+    s.tap.clear();
+    s.fabric_socket = "/R/partlinkd.sock";
+    auto expected = common_prefix("3", "03", "tcg", "10022");
+    // The data interface is the partlink NIC, pl0, with the adapter's MAC.
+    auto append = std::find(expected.begin(), expected.end(), "-append") + 1;
+    *append = "console=ttyS0 panic=-1 partlink.name=vm3 partlink.index=3 "
+              "partlink.mgmt_mac=52:54:00:a0:00:03 partlink.data_mac=02:70:6c:00:00:03 "
+              "partlink.ip=10.77.0.3/24 partlink.data_if=pl0";
+    // The adapter joins partlinkd's fabric through a chardev, as port 3, named vm3.
+    expected.pop_back();
+    expected.pop_back();
+    expected.insert(expected.end(),
+                    {"-chardev", "socket,id=fabric,path=/R/partlinkd.sock,reconnect-ms=500",
+                     "-device",
+                     "partlink-pci,chardev=fabric,mac=02:70:6c:00:00:03,port=3,name=vm3"});
+    EXPECT_THAT(build_qemu_argv(s), ElementsAreArray(expected));
+}
+
+TEST(QemuCommand, PartlinkHasNoVirtioDataNic) {
+    VmSpec s = tap_spec(1);
+    s.net = NetMode::Partlink;
+    s.fabric_socket = "/R/partlinkd.sock";
+    auto argv = build_qemu_argv(s);
+    EXPECT_EQ(std::count(argv.begin(), argv.end(), "-netdev"), 1); // the management NIC
+    EXPECT_EQ(std::count_if(argv.begin(), argv.end(),
+                            [](const std::string& a) { return a.starts_with("virtio-net-pci"); }),
+              1);
+    EXPECT_EQ(std::count(argv.begin(), argv.end(), "-chardev"), 1);
+}
+
+TEST(QemuCommand, VirtioModesLeaveTheAdapterUnplugged) {
+    for (NetMode net : {NetMode::VirtioTap, NetMode::VirtioSocket}) {
+        VmSpec s = tap_spec(2);
+        s.net = net;
+        s.fabric_socket = "/R/partlinkd.sock";
+        auto argv = build_qemu_argv(s);
+        EXPECT_EQ(std::count(argv.begin(), argv.end(), "-chardev"), 0);
+        EXPECT_NE(std::find(argv.begin(), argv.end(), "partlink-pci,mac=02:70:6c:00:00:02,port=2"),
+                  argv.end());
+    }
+}
+
+TEST(QemuCommand, DataNicPerMode) {
+    EXPECT_EQ(data_nic_mac(5, NetMode::Partlink), "02:70:6c:00:00:05");
+    EXPECT_EQ(data_nic_mac(5, NetMode::VirtioTap), "02:70:6c:01:00:05");
+    EXPECT_EQ(data_nic_name(NetMode::Partlink), "pl0");
+    EXPECT_EQ(data_nic_name(NetMode::VirtioSocket), "data0");
+    EXPECT_EQ(fabric_port(7), 7);
+}
+
 TEST(QemuCommand, AutoAccelIsALogicError) {
     VmSpec s = tap_spec(1);
     s.accel = Accel::Auto;
@@ -129,10 +182,14 @@ TEST(QemuCommand, AutoAccelIsALogicError) {
 }
 
 TEST(QemuCommand, KernelCommandLine) {
-    EXPECT_EQ(kernel_command_line(3),
+    EXPECT_EQ(kernel_command_line(3, NetMode::VirtioTap),
               "console=ttyS0 panic=-1 partlink.name=vm3 partlink.index=3 "
               "partlink.mgmt_mac=52:54:00:a0:00:03 partlink.data_mac=02:70:6c:01:00:03 "
               "partlink.ip=10.77.0.3/24 partlink.data_if=data0");
+    EXPECT_EQ(kernel_command_line(12, NetMode::Partlink),
+              "console=ttyS0 panic=-1 partlink.name=vm12 partlink.index=12 "
+              "partlink.mgmt_mac=52:54:00:a0:00:0c partlink.data_mac=02:70:6c:00:00:0c "
+              "partlink.ip=10.77.0.12/24 partlink.data_if=pl0");
 }
 
 TEST(ProbeCommand, BiosResetVector) {

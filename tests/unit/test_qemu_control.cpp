@@ -39,8 +39,13 @@ TEST(OurQemu, NameFromCmdline) {
 
 namespace {
 
-// A stand-in for QEMU: /bin/sh under the name qemu-system-x86_64, with
+// Sleeps on a pipe that nobody else writes: no child process per tick.
+const std::string kIdleLoop = "exec 3<> <(:); while :; do read -t 0.05 -u 3; done";
+
+// A stand-in for QEMU: bash under the name qemu-system-x86_64, with
 // arguments that point into the run dir, optionally ignoring SIGTERM.
+// It waits without forking: a forked child carries the same argv until
+// it execs, and a scan at that moment would find two "QEMUs".
 struct FakeQemu {
     fs::path dir;
     Process process;
@@ -48,7 +53,7 @@ struct FakeQemu {
     static FakeQemu start(const fs::path& dir, const std::string& script) {
         fs::path exe = dir / "qemu-system-x86_64";
         if (!fs::exists(exe))
-            fs::create_symlink("/bin/sh", exe);
+            fs::create_symlink("/bin/bash", exe);
         Process p = Process::spawn({exe.string(), "-c", script, "-name", "vm1,debug-threads=on",
                                     "file:" + (dir / "vm1.console").string()});
         // Wait until the shell has started, so its cmdline is readable.
@@ -71,7 +76,7 @@ fs::path temp_run_dir() {
 TEST(StopQemus, FindsByProcScanAndEscalates) {
     fs::path path = temp_run_dir();
     RunDir dir = RunDir::open(path);
-    FakeQemu stubborn = FakeQemu::start(path, "trap '' TERM; while :; do sleep 0.05; done");
+    FakeQemu stubborn = FakeQemu::start(path, "trap '' TERM; " + kIdleLoop);
 
     auto found = find_our_qemus(dir, std::nullopt);
     ASSERT_EQ(found.size(), 1u);
@@ -90,7 +95,7 @@ TEST(StopQemus, FindsByProcScanAndEscalates) {
 TEST(StopQemus, PolitelyWhenItListens) {
     fs::path path = temp_run_dir();
     RunDir dir = RunDir::open(path);
-    FakeQemu polite = FakeQemu::start(path, "while :; do sleep 0.05; done");
+    FakeQemu polite = FakeQemu::start(path, kIdleLoop);
     auto outcome = stop_qemus(find_our_qemus(dir, std::nullopt), path, {200ms, 2000ms, 2000ms});
     ASSERT_EQ(outcome.size(), 1u);
     EXPECT_TRUE(outcome[0].stopped);
@@ -101,7 +106,7 @@ TEST(StopQemus, PolitelyWhenItListens) {
 TEST(StopQemus, IgnoresProcessesOfOtherRunDirs) {
     fs::path mine = temp_run_dir();
     fs::path other = temp_run_dir();
-    FakeQemu theirs = FakeQemu::start(other, "while :; do sleep 0.05; done");
+    FakeQemu theirs = FakeQemu::start(other, kIdleLoop);
     EXPECT_TRUE(find_our_qemus(RunDir::open(mine), std::nullopt).empty());
     EXPECT_EQ(find_our_qemus(RunDir::open(other), std::nullopt).size(), 1u);
     fs::remove_all(mine);

@@ -93,6 +93,40 @@ TEST(State, DocumentHasTheDocumentedFields) {
     EXPECT_TRUE(j["partitions"][1]["qemu_pid"].is_null());
 }
 
+TEST(State, PartlinkdRecord) {
+    RunState s = sample_state();
+    EXPECT_TRUE(state_to_json(s)["partlinkd"].is_null());
+    EXPECT_FALSE(parse_state(serialize_state(s)).partlinkd);
+
+    s.settings.net = NetMode::Partlink;
+    s.partlinkd = DaemonRecord{4321, "/tmp/run/partlinkd.sock", "/tmp/run/fabric",
+                               "/tmp/run/fabric.json", "/tmp/run/partlinkd.log"};
+    RunState back = parse_state(serialize_state(s));
+    ASSERT_TRUE(back.partlinkd);
+    EXPECT_EQ(back.partlinkd->pid, 4321);
+    EXPECT_EQ(back.partlinkd->socket, "/tmp/run/partlinkd.sock");
+    EXPECT_EQ(back.partlinkd->segment, "/tmp/run/fabric");
+    EXPECT_EQ(back.partlinkd->config, "/tmp/run/fabric.json");
+    EXPECT_EQ(back.partlinkd->log, "/tmp/run/partlinkd.log");
+    EXPECT_EQ(serialize_state(back), serialize_state(s));
+
+    // Recorded before it is spawned: no pid yet.
+    s.partlinkd->pid.reset();
+    EXPECT_FALSE(parse_state(serialize_state(s)).partlinkd->pid);
+
+    // A state from before partlinkd has no such field.
+    nlohmann::ordered_json j = state_to_json(sample_state());
+    j.erase("partlinkd");
+    EXPECT_FALSE(parse_state(j.dump()).partlinkd);
+
+    j = state_to_json(s);
+    j["partlinkd"].erase("socket");
+    EXPECT_EQ(corrupt_reason(j.dump()), "'partlinkd' missing field 'socket'");
+    j = state_to_json(s);
+    j["partlinkd"]["pid"] = "x";
+    EXPECT_EQ(corrupt_reason(j.dump()), "'partlinkd.pid' is not an integer");
+}
+
 TEST(State, InterfacesTapsThenBridge) {
     RunState s = sample_state();
     EXPECT_EQ(s.interfaces(),
@@ -194,6 +228,10 @@ TEST(RunDirFiles, PathsAndPidFiles) {
     RunDir dir = RunDir::open(tmp.path());
     EXPECT_EQ(dir.console_file(3).filename(), "vm3.console");
     EXPECT_EQ(dir.qmp_socket(3).filename(), "vm3.qmp");
+    EXPECT_EQ(dir.partlinkd_socket(), dir.path() / "partlinkd.sock");
+    EXPECT_EQ(dir.fabric_segment(), dir.path() / "fabric");
+    EXPECT_EQ(dir.fabric_config(), dir.path() / "fabric.json");
+    EXPECT_EQ(dir.partlinkd_log(), dir.path() / "partlinkd.log");
     for (const char* name : {"vm2.pid", "vm10.pid", "probe.pid", "vm2.log", "vmx.pid"})
         std::ofstream(dir.path() / name) << "1\n";
     EXPECT_EQ(dir.pid_file_indices(), (std::vector<int>{2, 10}));

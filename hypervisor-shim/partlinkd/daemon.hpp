@@ -1,0 +1,98 @@
+// partlinkd's event loop: the listening socket, one connection per device,
+// the broker in between, and the signals that end it.  Everything runs on
+// one thread in GLib's main loop.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "broker.hpp"
+#include "glib_handles.hpp"
+#include "listener.hpp"
+#include "protocol.hpp"
+#include "segment.hpp"
+
+namespace partlink::daemon {
+
+struct Options {
+    std::filesystem::path socket;
+    std::filesystem::path segment;
+    std::optional<std::filesystem::path> config;
+};
+
+// One line on stderr: "partlinkd: MESSAGE".
+void log_line(const std::string& message);
+
+// The config file named in the options, or the default config.  Throws
+// Error naming the file.
+fabric::Config load_config(const Options& options);
+
+class Daemon {
+public:
+    // Opens (or creates) and locks the segment, frees the ports of devices
+    // that died meanwhile, listens.  Throws Error.
+    Daemon(const Options& options, fabric::Config config);
+    ~Daemon();
+    Daemon(const Daemon&) = delete;
+    Daemon& operator=(const Daemon&) = delete;
+
+    // Serves until SIGTERM or SIGINT.  Returns the exit status.
+    int run();
+
+private:
+    struct Connection {
+        Daemon* daemon = nullptr;
+        fabric::ClientId id = 0;
+        UniqueFd fd;
+        PeerCredentials cred{};
+        std::string who; // for the log
+        fabric::MessageReader reader;
+        fabric::OutQueue out;
+        bool closing = false;
+        // Sources last: removed before the fd closes.
+        Source in_watch;
+        Source out_watch;
+        Source hello_timer;
+    };
+
+    static gboolean on_accept(gint fd, GIOCondition condition, gpointer data);
+    static gboolean on_resume_accept(gpointer data);
+    static gboolean on_readable(gint fd, GIOCondition condition, gpointer data);
+    static gboolean on_writable(gint fd, GIOCondition condition, gpointer data);
+    static gboolean on_hello_timeout(gpointer data);
+    static gboolean on_reap(gpointer data);
+    static gboolean on_sweep(gpointer data);
+    static gboolean on_sigterm(gpointer data);
+    static gboolean on_sigint(gpointer data);
+
+    void accept_all();
+    void read_from(Connection& connection);
+    void handle(Connection& connection, fabric::Received message);
+    void deliver(std::vector<fabric::Outgoing> messages);
+    void flush(Connection& connection);
+    void close_later(Connection& connection);
+    void reap();
+
+    fabric::Segment segment_;
+    UniqueFd segment_lock_;
+    fabric::Broker broker_;
+    Listener listener_;
+    MainLoop loop_;
+    int signal_ = 0;
+    fabric::ClientId next_id_ = 1;
+    std::map<fabric::ClientId, std::unique_ptr<Connection>> connections_;
+    std::set<fabric::ClientId> doomed_;
+    // Sources last: removed before what their callbacks use.
+    Source accept_watch_;
+    Source accept_retry_;
+    Source reaper_;
+    Source sweeper_;
+    Source sigterm_;
+    Source sigint_;
+};
+
+} // namespace partlink::daemon

@@ -1,0 +1,169 @@
+"""The one-copy data path with real guests: pl0, partlinkd, counters.
+
+Three guests on the default network (partlink).  Ping, iperf3 and dbclient
+between them are in test_guest_network.py; here: bulk data integrity, the
+copy counters seen from both sides, MTU, ethtool, the driver under
+traffic, and peers and partlinkd coming and going.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import PARTLINK, guest_ping
+
+DBCLIENT = "dbclient -y -i /root/.ssh/id_dropbear"
+
+
+def ip_of(vm):
+    return f"10.77.0.{vm[2:]}"
+
+
+def ethtool_stats(cluster, vm):
+    out = cluster.ssh(vm, "ethtool -S pl0").stdout
+    stats = {}
+    for line in out.splitlines()[1:]:
+        name, _, value = line.strip().partition(":")
+        stats[name.strip()] = int(value)
+    return stats
+
+
+def fabric_counters(cluster):
+    return {name: p["counters"] for name, p in cluster.partitions().items()}
+
+
+def test_pl0_carries_the_data_network(cluster3):
+    for vm in ("vm1", "vm2", "vm3"):
+        out = cluster3.ssh(vm, "cat /sys/class/net/pl0/carrier; "
+                               "ethtool -i pl0; ip -o -4 addr show pl0").stdout
+        assert out.startswith("1\n"), out
+        assert "driver: partlink" in out
+        assert ip_of(vm) + "/24" in out
+
+
+def test_64mib_file_over_ssh_arrives_intact(cluster3):
+    cluster3.ssh("vm1", "head -c 64M /dev/urandom > /tmp/blob")
+    sent = cluster3.ssh("vm1", "sha256sum < /tmp/blob").stdout.split()[0]
+    cluster3.ssh("vm1", f"{DBCLIENT} root@{ip_of('vm2')} 'cat > /tmp/blob' "
+                        "< /tmp/blob", timeout=600)
+    got = cluster3.ssh("vm2", "sha256sum < /tmp/blob").stdout.split()[0]
+    cluster3.ssh("vm1", "rm /tmp/blob")
+    cluster3.ssh("vm2", "rm /tmp/blob")
+    assert got == sent
+
+
+def test_one_copy_per_delivered_packet(cluster3):
+    cluster3.ssh("vm1", f"iperf3 -c {ip_of('vm3')} -t 2", timeout=60)
+    counters = fabric_counters(cluster3)
+    copies = sum(c["copies"] for c in counters.values())
+    delivered = sum(c["rx_packets"] for c in counters.values())
+    assert delivered > 1000, counters
+    assert copies == delivered, counters
+    assert all(c["bytes_copied"] >= c["copies"] * 14 for c in counters.values())
+    # The guest's view is the same counter the host reads.
+    guest = ethtool_stats(cluster3, "vm1")
+    host = fabric_counters(cluster3)["vm1"]
+    for name in ("copies", "bytes_copied", "tx_packets", "rx_packets"):
+        assert guest[name] == host[name], (name, guest, host)
+
+
+def test_status_table_shows_counters(cluster3):
+    out = cluster3.partlink("status").stdout
+    assert "copies" in out and "partlinkd" in out, out
+
+
+def test_large_mtu_and_offloads(cluster3):
+    for vm in ("vm1", "vm2"):
+        cluster3.ssh(vm, "ip link set pl0 mtu 64000")
+    try:
+        out = cluster3.ssh("vm1", f"ping -c 2 -s 60000 -M do {ip_of('vm2')}").stdout
+        assert "0% packet loss" in out, out
+        before = fabric_counters(cluster3)["vm1"]
+        cluster3.ssh("vm1", f"iperf3 -c {ip_of('vm2')} -t 2", timeout=60)
+        after = fabric_counters(cluster3)["vm1"]
+        sent = after["bytes_copied"] - before["bytes_copied"]
+        packets = after["copies"] - before["copies"]
+        # With MTU 64000 and TSO, packets are far larger than 1500 bytes.
+        assert sent / packets > 8000, (sent, packets)
+    finally:
+        for vm in ("vm1", "vm2"):
+            cluster3.ssh(vm, "ip link set pl0 mtu 1500")
+    out = cluster3.ssh("vm1", "ip link set pl0 mtu 67 2>&1; echo rc=$?",
+                       check=False).stdout
+    assert "rc=0" not in out, "an MTU below 68 must be refused"
+
+
+def test_tso_at_mtu_1500(cluster3):
+    features = cluster3.ssh("vm1", "ethtool -k pl0").stdout
+    assert "tcp-segmentation-offload: on" in features, features
+    before = fabric_counters(cluster3)["vm2"]
+    cluster3.ssh("vm2", f"iperf3 -c {ip_of('vm1')} -t 2", timeout=60)
+    after = fabric_counters(cluster3)["vm2"]
+    sent = after["bytes_copied"] - before["bytes_copied"]
+    packets = after["copies"] - before["copies"]
+    assert sent / packets > 4000, "MTU 1500 should still move large TSO segments"
+
+
+def test_ethtool_ring_and_register_dump(cluster3):
+    rings = cluster3.ssh("vm1", "ethtool -g pl0").stdout
+    assert "RX:" in rings and "TX:" in rings, rings
+    dump = cluster3.ssh("vm1", "ethtool -d pl0 raw off").stdout
+    # The register dump starts with MAGIC, "PLNK" as a little-endian word.
+    assert "50 4c 4e 4b" in dump.lower().replace("0x", ""), dump[:400]
+
+
+def test_driver_reload_under_traffic(cluster3):
+    """rmmod while a flood runs, insmod again: the guest survives, pl0 works."""
+    cluster3.ssh("vm3", f"(ping -f -c 100000 {ip_of('vm2')} >/dev/null 2>&1 &) ; "
+                        "sleep 1; rmmod partlink && "
+                        "insmod /lib/modules/$(uname -r)/extra/partlink.ko && "
+                        f"ip link set pl0 up && ip addr add {ip_of('vm3')}/24 dev pl0",
+                 timeout=120)
+    time.sleep(1)
+    guest_ping(cluster3, "vm3", ip_of("vm2"))
+    guest_ping(cluster3, "vm2", ip_of("vm3"))
+
+
+def partlinkd_argv(cluster):
+    state = json.loads((cluster.run_dir / "state.json").read_text())
+    pid = state["partlinkd"]["pid"]
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        argv = [a.decode() for a in f.read().split(b"\0") if a]
+    return pid, argv
+
+
+def test_traffic_goes_on_while_partlinkd_restarts(cluster3):
+    pid, argv = partlinkd_argv(cluster3)
+    transfer = subprocess.Popen(
+        [str(PARTLINK), "--run-dir", str(cluster3.run_dir), "ssh", "vm1",
+         "--", f"iperf3 -c {ip_of('vm2')} -t 6 -J"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(1)
+        log = open(cluster3.run_dir / "partlinkd.log", "ab")
+        restarted = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=log, start_new_session=True)
+        log.close()
+        out, err = transfer.communicate(timeout=120)
+    finally:
+        if transfer.poll() is None:
+            transfer.kill()
+    assert transfer.returncode == 0, err
+    result = json.loads(out)
+    assert result["end"]["sum_received"]["bytes"] > 0
+    # The restarted daemon knows every partition again.
+    deadline = time.monotonic() + 10
+    while "vm3" not in (cluster3.run_dir / "partlinkd.log").read_text().split(
+            "listening on")[-1]:
+        assert time.monotonic() < deadline, "devices did not re-register"
+        time.sleep(0.2)
+    state = json.loads((cluster3.run_dir / "state.json").read_text())
+    state["partlinkd"]["pid"] = restarted.pid
+    (cluster3.run_dir / "state.json").write_text(json.dumps(state))
+    guest_ping(cluster3, "vm1", ip_of("vm3"))
