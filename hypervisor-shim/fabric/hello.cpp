@@ -16,7 +16,6 @@ namespace partlink::fabric {
 namespace {
 
 constexpr std::size_t kRegionsOffset = offsetof(partlink_msg_port, regions);
-constexpr std::uint64_t kPage = 4096;
 
 [[noreturn]] void refuse(const std::string& reason) {
     throw ProtocolError("HELLO: " + reason);
@@ -150,8 +149,8 @@ Hello check_hello(Received message) {
     for (std::size_t i = 1; i < nfds; ++i)
         files[i] = check_ram_fd(message.fds[i].get(), static_cast<unsigned>(i));
 
-    // Regions: inside their file, page-aligned in the file, no overflow, no
-    // two covering the same guest-physical address.
+    // Regions: inside their file, no overflow, no two covering the same
+    // guest-physical address.  (No alignment: peers map whole files.)
     for (unsigned i = 0; i < port.nr_regions; ++i) {
         const auto& r = port.regions[i];
         std::uint64_t file_end;
@@ -164,9 +163,6 @@ Hello check_hello(Received message) {
         if (__builtin_add_overflow(r.gpa, r.size, &gpa_end))
             refuse(region_name(i) + ": gpa " + hex(r.gpa) + " + size " + hex(r.size) +
                    " overflows");
-        if (r.offset % kPage || r.size % kPage)
-            refuse(region_name(i) + ": offset " + hex(r.offset) + " and size " + hex(r.size) +
-                   " must be multiples of 4096");
         if (file_end > files[r.fd_index].size)
             refuse(region_name(i) + ": bytes " + hex(r.offset) + ".." + hex(file_end) +
                    " beyond the end of RAM fd " + std::to_string(r.fd_index) + " (" +
