@@ -194,6 +194,7 @@ static bool partlink_on_welcome(PartlinkState *s, const uint8_t *payload,
     struct partlink_msg_welcome w;
     struct partlink_fabric *fabric;
     struct stat st;
+    bool republish;
     int fd;
 
     if (len != sizeof(w) || !partlink_take_fds(s, &fd, 1)) {
@@ -246,6 +247,12 @@ static bool partlink_on_welcome(PartlinkState *s, const uint8_t *payload,
     }
     close(fd);
 
+    /*
+     * Re-registering after a partlinkd restart keeps the epoch, and the
+     * slot still holds our RX ring and its head, which peers are filling:
+     * republishing would move the head under the driver's feet.
+     */
+    republish = !s->registered || s->epoch != w.epoch;
     s->epoch = w.epoch;
     s->network = w.network;
     s->port_flags = w.flags;
@@ -262,8 +269,10 @@ static bool partlink_on_welcome(PartlinkState *s, const uint8_t *payload,
     s->counters = s->fabric->ports[s->port_id].counters;
     s->registered = true;
     trace_partlink_fabric_welcome(w.port, w.epoch, w.network);
-    partlink_fabric_publish_rx(s);
-    partlink_link_changed(s);
+    if (republish) {
+        partlink_fabric_publish_rx(s);
+        partlink_link_changed(s);
+    }
     return true;
 }
 

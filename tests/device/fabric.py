@@ -52,6 +52,18 @@ class Fabric:
                 raise RuntimeError(f"partlinkd did not start: {self.log()}")
             time.sleep(0.02)
 
+    def wait_registered_again(self, *names, timeout=10):
+        """Wait until the (restarted) daemon logs each name registered again."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log().split("listening on")[-1]
+            if all(f"{n} (port" in text and "registered again" in text
+                   for n in names):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{names} did not register again: {self.log()}")
+            time.sleep(0.02)
+
     def kill_daemon(self, sig=signal.SIGKILL):
         self.daemon.send_signal(sig)
         self.daemon.wait(timeout=10)
