@@ -8,7 +8,7 @@ PARTLINK   := $(BUILD)/bin/partlink
 PYTHON     := /usr/bin/python3
 PYTEST_ARGS ?=
 
-.PHONY: all deps qemu images shim demo bench test unit-test pytest device-test system-test lint format clean distclean help
+.PHONY: all deps qemu qemu-asan images shim demo bench test unit-test pytest device-test device-test-asan system-test lint format clean distclean help
 
 all: qemu images shim
 
@@ -19,6 +19,7 @@ help:
 	@echo "make shim         build the partlink launcher -> $(PARTLINK)"
 	@echo "make demo         build what is missing, boot 2 guests, ping/iperf3/ssh between them"
 	@echo "make test         unit tests, device tests and whole-system tests"
+	@echo "make device-test-asan  the device tests against QEMU built with AddressSanitizer"
 	@echo "make bench        guest-to-guest TCP, UDP and RTT per network mode, side by side"
 	@echo "make lint         QEMU and kernel checkpatch, clang-format check"
 	@echo "make clean        remove build/ except the QEMU source and ccache-able QEMU build"
@@ -28,6 +29,10 @@ deps:
 
 qemu: deps
 	@scripts/build-qemu.sh $(BUILD)
+
+# The same QEMU with AddressSanitizer, for the device tests (build/qemu-asan).
+qemu-asan: deps
+	@QEMU_VARIANT=asan scripts/build-qemu.sh $(BUILD)
 
 images: deps shim
 	@scripts/build-images.sh $(BUILD)
@@ -56,6 +61,13 @@ pytest:
 
 device-test:
 	$(PYTHON) -m pytest tests/device $(PYTEST_ARGS)
+
+# Hostile descriptors against an ASan QEMU: an out-of-bounds access aborts
+# QEMU, and the test that caused it fails.
+device-test-asan: qemu-asan shim
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	PARTLINK_QEMU=$(BUILD)/qemu-asan/qemu-system-x86_64 \
+		$(PYTHON) -m pytest tests/device $(PYTEST_ARGS)
 
 system-test:
 	$(PYTHON) -m pytest tests/system $(PYTEST_ARGS)

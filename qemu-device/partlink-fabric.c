@@ -17,12 +17,15 @@
 #include "qapi/error.h"
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
+#include "qemu/timer.h"
 #include "hw/pci/msix.h"
 #include "system/system.h"
 #include "trace.h"
 #include "partlink.h"
 
 QEMU_BUILD_BUG_ON(sizeof(pthread_mutex_t) > PARTLINK_LOCK_SIZE);
+
+#define PARTLINK_LOCK_WAIT_NS (2 * SCALE_MS)
 
 struct partlink_fabric_port *partlink_fabric_port(PartlinkState *s,
                                                   uint32_t port)
@@ -36,11 +39,26 @@ struct partlink_fabric_port *partlink_fabric_port(PartlinkState *s,
 /*
  * A sender that died holding the lock leaves the port's RX ring as it
  * was before its packet: the ring head only moves after a whole copy.
+ * Senders wait at most PARTLINK_LOCK_WAIT_NS: a holder that is stopped
+ * (SIGSTOP, a debugger) must not stall every vCPU that sends to the port.
  */
-bool partlink_port_lock(struct partlink_fabric_port *port)
+bool partlink_port_lock(struct partlink_fabric_port *port, bool sender)
 {
     pthread_mutex_t *m = (pthread_mutex_t *)port->rx_lock;
-    int ret = pthread_mutex_lock(m);
+    struct timespec deadline;
+    int ret;
+
+    if (sender) {
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_nsec += PARTLINK_LOCK_WAIT_NS;
+        if (deadline.tv_nsec >= NANOSECONDS_PER_SECOND) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= NANOSECONDS_PER_SECOND;
+        }
+        ret = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &deadline);
+    } else {
+        ret = pthread_mutex_lock(m);
+    }
 
     if (ret == EOWNERDEAD) {
         trace_partlink_lock_recovered(port->name);
@@ -75,7 +93,7 @@ void partlink_fabric_publish_rx(PartlinkState *s)
     struct partlink_fabric_port *port = partlink_fabric_port(s, s->port_id);
     bool ready = s->status & PARTLINK_STATUS_DRIVER_OK;
 
-    if (!s->registered || !port || !partlink_port_lock(port)) {
+    if (!s->registered || !port || !partlink_port_lock(port, false)) {
         return;
     }
     port->rx_ready = 0;

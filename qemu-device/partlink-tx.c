@@ -255,8 +255,14 @@ static uint16_t partlink_deliver(PartlinkState *s, const PartlinkPacket *p,
     unsigned nr, i;
     uint8_t *ring;
 
-    if (!port || !partlink_port_lock(port)) {
+    if (!port) {
         return PARTLINK_ST_NO_ROUTE;
+    }
+    if (!partlink_port_lock(port, true)) {
+        /* Busy for too long: drop as if the ring were full. */
+        qatomic_add(&port->counters[PARTLINK_CTR_RX_NO_BUFFER], 1);
+        trace_partlink_lock_busy(s->port_id, port_nr);
+        return PARTLINK_ST_NO_BUFFER;
     }
     if (port->state != PARTLINK_PORT_UP || port->epoch != peer->epoch) {
         partlink_port_unlock(port);

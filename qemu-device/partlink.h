@@ -134,7 +134,7 @@ void partlink_fabric_publish_rx(PartlinkState *s);
 void partlink_fabric_set_rx_notify(PartlinkState *s, bool armed);
 struct partlink_fabric_port *partlink_fabric_port(PartlinkState *s,
                                                   uint32_t port);
-bool partlink_port_lock(struct partlink_fabric_port *port);
+bool partlink_port_lock(struct partlink_fabric_port *port, bool sender);
 void partlink_port_unlock(struct partlink_fabric_port *port);
 void partlink_drop_peer(PartlinkState *s, uint32_t port);
 unsigned partlink_nr_peers(PartlinkState *s);

@@ -2,6 +2,8 @@
 # Build QEMU with the partlink-pci device compiled in.
 #
 #   scripts/build-qemu.sh [BUILD_DIR]     (default: build/)
+#   QEMU_VARIANT=asan scripts/build-qemu.sh   the same QEMU with
+#                                   AddressSanitizer, in BUILD_DIR/qemu-asan
 #
 # Fetches the QEMU 10.0.x source of Debian's qemu package, grafts
 # qemu-device/ into it as hw/misc/partlink (a symlink, so that editing the
@@ -17,7 +19,13 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(realpath -m "${1:-$REPO/build}")
 SRC_PARENT=$BUILD/qemu-src
-OUT=$BUILD/qemu
+VARIANT=${QEMU_VARIANT:-}
+case "$VARIANT" in
+'') NAME=qemu ;;
+asan) NAME=qemu-asan ;;
+*) echo "qemu: error: QEMU_VARIANT must be empty or 'asan', not '$VARIANT'" >&2; exit 2 ;;
+esac
+OUT=$BUILD/$NAME
 QEMU_SERIES=10.0
 PYTHON=/usr/bin/python3
 
@@ -88,20 +96,23 @@ CONFIGURE_ARGS=(
 	--disable-docs --disable-werror --disable-install-blobs
 	${QEMU_EXTRA_CONFIGURE:-}
 )
+# The device tests run against this build to catch what a hostile
+# descriptor could do to QEMU's memory without crashing it.
+[ "$VARIANT" = asan ] && CONFIGURE_ARGS+=(--enable-asan)
 if [ "$(cat "$OUT/partlink-configure.args" 2>/dev/null)" != "${CONFIGURE_ARGS[*]}" ]; then
 	log "configuring x86_64-softmmu in $OUT"
 	rm -rf "$OUT"
 	mkdir -p "$OUT"
 	( cd "$OUT" && "$SRC/configure" "${CONFIGURE_ARGS[@]}" ) \
-		>"$BUILD/qemu-configure.log" 2>&1 ||
-		{ tail -30 "$BUILD/qemu-configure.log"; die "configure failed, see $BUILD/qemu-configure.log"; }
+		>"$BUILD/$NAME-configure.log" 2>&1 ||
+		{ tail -30 "$BUILD/$NAME-configure.log"; die "configure failed, see $BUILD/$NAME-configure.log"; }
 	echo "${CONFIGURE_ARGS[*]}" >"$OUT/partlink-configure.args"
 fi
 
-log "building (log: $BUILD/qemu-build.log)"
-if ! ninja -C "$OUT" qemu-system-x86_64 >"$BUILD/qemu-build.log" 2>&1; then
-	grep -m20 -E 'error|Error' "$BUILD/qemu-build.log" || true
-	die "build failed, see $BUILD/qemu-build.log"
+log "building (log: $BUILD/$NAME-build.log)"
+if ! ninja -C "$OUT" qemu-system-x86_64 >"$BUILD/$NAME-build.log" 2>&1; then
+	grep -m20 -E 'error|Error' "$BUILD/$NAME-build.log" || true
+	die "build failed, see $BUILD/$NAME-build.log"
 fi
 "$OUT/qemu-system-x86_64" -device help | grep -q '"partlink-pci"' ||
 	die "the built QEMU does not list partlink-pci"

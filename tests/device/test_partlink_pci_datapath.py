@@ -10,6 +10,7 @@ target buffer must stay untouched, byte for byte.
 import ctypes
 import mmap
 import os
+import time
 
 import pytest
 
@@ -327,22 +328,50 @@ def test_traffic_survives_partlinkd_restart(pair, fabric):
     assert "refused" not in fabric.log()
 
 
-def test_lock_of_a_dead_holder_is_recovered(pair, fabric):
-    a, b = pair
+def hold_rx_lock(segment, port, seconds):
+    """Fork a process that takes a port's RX lock, holds it, then dies
+    holding it.  Returns its pid once it holds the lock."""
     libc = ctypes.CDLL(None, use_errno=True)
-    port_size = 512
-    header = 64
+    ready_r, ready_w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        # Take B's RX lock in the shared segment and die holding it.
-        with open(fabric.segment, "r+b") as f:
+        os.close(ready_r)
+        with open(segment, "r+b") as f:
             seg = mmap.mmap(f.fileno(), 0)
-            lock = ctypes.c_void_p.from_buffer(seg, header + 2 * port_size)
-            addr = ctypes.addressof(lock)
-            os._exit(0 if libc.pthread_mutex_lock(ctypes.c_void_p(addr)) == 0
-                     else 1)
+            # struct partlink_fabric: a 64-byte header, then 512-byte ports.
+            lock = ctypes.c_void_p.from_buffer(seg, 64 + port * 512)
+            if libc.pthread_mutex_lock(ctypes.c_void_p(ctypes.addressof(lock))):
+                os._exit(1)
+            os.write(ready_w, b"x")
+            time.sleep(seconds)
+            os._exit(0)
+    os.close(ready_w)
+    assert os.read(ready_r, 1) == b"x", "the helper could not take the lock"
+    os.close(ready_r)
+    return pid
+
+
+def test_lock_of_a_dead_holder_is_recovered(pair, fabric):
+    a, b = pair
+    pid = hold_rx_lock(fabric.segment, 2, 0)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+    data = frame(mac_of(2), mac_of(1), b"after" * 20)
+    assert a.send(data) == ST["OK"]
+    assert b.receive()[0] == data
+
+
+def test_stuck_lock_holder_does_not_stall_the_sender(pair, fabric):
+    """A holder that never lets go costs a drop, not a hung vCPU."""
+    a, b = pair
+    pid = hold_rx_lock(fabric.segment, 2, 3)
+    try:
+        started = time.monotonic()
+        assert a.send(frame(mac_of(2), mac_of(1), b"x" * 100)) == ST["NO_BUFFER"]
+        assert time.monotonic() - started < 2
+        assert b.counter("rx_no_buffer") == 1
+    finally:
+        os.waitpid(pid, 0)
     data = frame(mac_of(2), mac_of(1), b"after" * 20)
     assert a.send(data) == ST["OK"]
     assert b.receive()[0] == data
