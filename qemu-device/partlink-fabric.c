@@ -84,28 +84,98 @@ unsigned partlink_nr_peers(PartlinkState *s)
 }
 
 /*
+ * Our slot is ours while partlinkd keeps it UP with our epoch for this
+ * process.  When our connection drops, partlinkd frees it, and another
+ * QEMU may take the port: from then on we must not write into it.
+ */
+static bool partlink_slot_is_ours(PartlinkState *s,
+                                  struct partlink_fabric_port *port)
+{
+    return port->state == PARTLINK_PORT_UP && port->epoch == s->epoch &&
+           port->pid == getpid();
+}
+
+static void partlink_unregister(PartlinkState *s)
+{
+    s->registered = false;
+    s->counters = s->local_counters;
+    partlink_link_changed(s);
+}
+
+bool partlink_fabric_owns_slot(PartlinkState *s)
+{
+    struct partlink_fabric_port *port = partlink_fabric_port(s, s->port_id);
+
+    if (s->registered && port && !partlink_slot_is_ours(s, port)) {
+        partlink_unregister(s);
+    }
+    return s->registered;
+}
+
+/*
  * Tell senders where our RX ring is, or that there is none.  Under our
  * own lock, so that once the driver resets the device no sender writes
- * into buffers the driver is about to free.
+ * into buffers the driver is about to free.  The RX head starts at 0
+ * only for a ring senders have not filled yet; republishing the same
+ * ring (a new epoch, a new fabric) keeps the driver's position.
  */
 void partlink_fabric_publish_rx(PartlinkState *s)
 {
     struct partlink_fabric_port *port = partlink_fabric_port(s, s->port_id);
     bool ready = s->status & PARTLINK_STATUS_DRIVER_OK;
 
-    if (!s->registered || !port || !partlink_port_lock(port, false)) {
+    if (!s->registered || !port) {
+        return;
+    }
+    if (!partlink_port_lock(port, false)) {
+        qatomic_set(&port->rx_ready, 0);
+        return;
+    }
+    if (!partlink_slot_is_ours(s, port)) {
+        partlink_port_unlock(port);
+        partlink_unregister(s);
         return;
     }
     port->rx_ready = 0;
     if (ready) {
+        if (!s->rx_published) {
+            port->rx_head = 0;
+        } else if (s->rx_head_saved) {
+            port->rx_head = s->rx_head;
+        }
+        s->rx_head_saved = false;
+        s->rx_published = true;
+        port->rx_claimed = 0;
         port->rx_ring_gpa = s->rx_ring_gpa;
         port->rx_ring_size = s->rx_ring_size;
-        port->rx_head = 0;
         port->rx_features = s->drv_features;
         port->rx_ready = 1;
     }
     qatomic_set(&port->rx_notify, ready && (s->irq_ctrl & PARTLINK_IRQ_RX));
     partlink_port_unlock(port);
+}
+
+/* Leave a fabric: close our slot in it and remember where senders were. */
+static void partlink_fabric_leave(PartlinkState *s)
+{
+    struct partlink_fabric_port *port = partlink_fabric_port(s, s->port_id);
+    unsigned i;
+
+    if (s->registered && port && partlink_port_lock(port, false)) {
+        if (partlink_slot_is_ours(s, port)) {
+            port->rx_ready = 0;
+            s->rx_head = port->rx_head;
+            s->rx_head_saved = true;
+        }
+        partlink_port_unlock(port);
+    }
+    for (i = 0; i < PARTLINK_FABRIC_PORTS; i++) {
+        partlink_drop_peer(s, i);
+    }
+    s->counters = s->local_counters;
+    s->registered = false;
+    munmap(s->fabric, sizeof(*s->fabric));
+    s->fabric = NULL;
 }
 
 void partlink_fabric_set_rx_notify(PartlinkState *s, bool armed)
@@ -233,15 +303,7 @@ static bool partlink_on_welcome(PartlinkState *s, const uint8_t *payload,
     if (s->fabric && (st.st_dev != s->fabric_dev ||
                       st.st_ino != s->fabric_ino)) {
         /* A new fabric: nothing from the old one is valid any more. */
-        unsigned i;
-
-        for (i = 0; i < PARTLINK_FABRIC_PORTS; i++) {
-            partlink_drop_peer(s, i);
-        }
-        s->counters = s->local_counters;
-        munmap(s->fabric, sizeof(*s->fabric));
-        s->fabric = NULL;
-        s->registered = false;
+        partlink_fabric_leave(s);
     }
     if (!s->fabric) {
         fabric = mmap(NULL, sizeof(*fabric), PROT_READ | PROT_WRITE,
@@ -524,16 +586,15 @@ void partlink_fabric_unrealize(PartlinkState *s)
     if (s->machine_done.notify) {
         qemu_remove_machine_init_done_notifier(&s->machine_done);
     }
-    qemu_chr_fe_deinit(&s->chr, false);
+    /* Closing the socket tells partlinkd, which frees our slot. */
+    qemu_chr_fe_deinit(&s->chr, true);
     for (i = 0; i < PARTLINK_FABRIC_PORTS; i++) {
         partlink_drop_peer(s, i);
     }
     partlink_close_fds(s->pending_fds, s->nr_pending_fds);
     s->nr_pending_fds = 0;
-    s->counters = s->local_counters;
     if (s->fabric) {
-        munmap(s->fabric, sizeof(*s->fabric));
-        s->fabric = NULL;
+        partlink_fabric_leave(s);
     }
     event_notifier_set_handler(&s->doorbell, NULL);
     event_notifier_cleanup(&s->doorbell);

@@ -163,6 +163,8 @@ static void partlink_reset_state(PartlinkState *s)
     s->tx_pos = 0;
     s->rx_ring_gpa = 0;
     s->rx_ring_size = 0;
+    s->rx_published = false;
+    s->rx_head_saved = false;
     /* From here on no peer writes into this guest's RAM. */
     partlink_fabric_publish_rx(s);
 }
@@ -220,7 +222,7 @@ static void partlink_write_status(PartlinkState *s, hwaddr addr,
         partlink_bad_access(s, addr, size, "DRIVER_OK without ACKNOWLEDGE");
         return;
     }
-    if ((s->status & PARTLINK_STATUS_FAILED) &&
+    if ((s->status & PARTLINK_STATUS_FAILED || val & PARTLINK_STATUS_FAILED) &&
         (val & PARTLINK_STATUS_DRIVER_OK)) {
         partlink_bad_access(s, addr, size, "DRIVER_OK on a failed device");
         return;
@@ -240,6 +242,7 @@ static void partlink_write_status(PartlinkState *s, hwaddr addr,
         }
         s->tx_pos = 0;
         s->status = val;
+        s->rx_published = false;
         trace_partlink_rings(s->tx_ring_gpa, s->tx_ring_size, s->rx_ring_gpa,
                              s->rx_ring_size);
         partlink_fabric_publish_rx(s);
@@ -413,6 +416,12 @@ static void partlink_realize(PCIDevice *pdev, Error **errp)
     if (!partlink_ram_is_shareable(errp)) {
         return;
     }
+    /* The device uses guest-physical addresses; an IOMMU would remap them. */
+    if (pci_device_iommu_address_space(pdev) != &address_space_memory) {
+        error_setg(errp, "partlink-pci does not work behind a virtual IOMMU");
+        return;
+    }
+
     /* Dirty tracking cannot see a peer's writes into our RAM. */
     error_setg(&s->migration_blocker, "partlink-pci: peers write into this "
                "guest's RAM behind QEMU's dirty page tracking");

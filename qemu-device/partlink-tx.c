@@ -20,6 +20,7 @@
 #include "qemu/osdep.h"
 #include "qemu/bswap.h"
 #include "qemu/log.h"
+#include "qemu/timer.h"
 #include "trace.h"
 #include "partlink.h"
 
@@ -45,6 +46,7 @@ typedef struct PartlinkPacket {
 } PartlinkPacket;
 
 #define ETH_ALEN_ 6
+#define PARTLINK_BUSY_BACKOFF_NS (100 * SCALE_MS)
 
 /* Read entry @e once; false if the device does not own it. */
 static bool partlink_desc_read(const uint8_t *e, PartlinkDesc *d)
@@ -217,6 +219,28 @@ static unsigned partlink_rx_claim(struct partlink_fabric_port *port,
     return need ? 0 : nr;
 }
 
+/*
+ * The previous holder of the lock died while handing entries back: some
+ * of the chain may be back with the driver, the head entry not.  Hand
+ * the whole chain back as errors, which the driver drops and re-posts.
+ */
+static void partlink_rx_repair(struct partlink_fabric_port *port,
+                               uint8_t *ring, uint32_t mask)
+{
+    uint32_t n = MIN(port->rx_claimed, PARTLINK_MAX_SEGS);
+    PartlinkDesc d = { 0 };
+    uint32_t i;
+
+    for (i = n; i-- > 0;) {
+        partlink_desc_complete(ring + ((port->rx_head + i) & mask) *
+                               PARTLINK_DESC_SIZE, &d, PARTLINK_ST_BAD_DESC);
+    }
+    port->rx_head += n;
+    port->rx_claimed = 0;
+    qatomic_add(&port->counters[PARTLINK_CTR_RX_BAD_BUFFER], n);
+    trace_partlink_rx_repaired(n);
+}
+
 /* The one copy: source segments into destination buffers. */
 static void partlink_copy(const PartlinkPacket *p, PartlinkDesc *rx,
                           unsigned nr_rx)
@@ -258,12 +282,23 @@ static uint16_t partlink_deliver(PartlinkState *s, const PartlinkPacket *p,
     if (!port) {
         return PARTLINK_ST_NO_ROUTE;
     }
-    if (!partlink_port_lock(port, true)) {
-        /* Busy for too long: drop as if the ring were full. */
+    /*
+     * Busy for too long: drop as if the ring were full, and do not wait
+     * on this port again for a while, so that a stuck holder costs this
+     * vCPU one wait, not one per packet.
+     */
+    if (qemu_clock_get_ns(QEMU_CLOCK_REALTIME) < peer->busy_until ||
+        !partlink_port_lock(port, true)) {
+        if (!peer->busy_until ||
+            qemu_clock_get_ns(QEMU_CLOCK_REALTIME) >= peer->busy_until) {
+            peer->busy_until = qemu_clock_get_ns(QEMU_CLOCK_REALTIME) +
+                               PARTLINK_BUSY_BACKOFF_NS;
+        }
         qatomic_add(&port->counters[PARTLINK_CTR_RX_NO_BUFFER], 1);
         trace_partlink_lock_busy(s->port_id, port_nr);
         return PARTLINK_ST_NO_BUFFER;
     }
+    peer->busy_until = 0;
     if (port->state != PARTLINK_PORT_UP || port->epoch != peer->epoch) {
         partlink_port_unlock(port);
         partlink_drop_peer(s, port_nr);
@@ -287,6 +322,9 @@ static uint16_t partlink_deliver(PartlinkState *s, const PartlinkPacket *p,
     mask = size - 1;
     ring = partlink_ram_translate(&peer->ram, port->rx_ring_gpa,
                                   (uint64_t)size * PARTLINK_DESC_SIZE);
+    if (ring && port->rx_claimed) {
+        partlink_rx_repair(port, ring, mask);
+    }
     head = port->rx_head;
     nr = ring ? partlink_rx_claim(port, peer, ring, mask, p->len, rx, &head)
               : 0;
@@ -309,11 +347,13 @@ static uint16_t partlink_deliver(PartlinkState *s, const PartlinkPacket *p,
     rx[0].gso_type = first->gso_type;
     rx[0].hdr_len = first->hdr_len;
     /* Last entry first: a driver that owns the head owns the chain. */
+    port->rx_claimed = nr;
     for (i = nr; i-- > 0;) {
         partlink_desc_complete(ring + ((head + i) & mask) * PARTLINK_DESC_SIZE,
                                &rx[i], PARTLINK_ST_OK);
     }
     port->rx_head = head + nr;
+    port->rx_claimed = 0;
     qatomic_add(&port->counters[PARTLINK_CTR_RX_PACKETS], 1);
     qatomic_add(&port->counters[PARTLINK_CTR_RX_BYTES], p->len);
     partlink_count(s, PARTLINK_CTR_COPIES, 1);
@@ -344,7 +384,7 @@ static uint16_t partlink_route(PartlinkState *s, const PartlinkPacket *p)
     uint16_t st = PARTLINK_ST_NO_ROUTE;
     unsigned i;
 
-    if (!s->registered) {
+    if (!partlink_fabric_owns_slot(s)) {
         return PARTLINK_ST_LINK_DOWN;
     }
     if (!(p->eth[0] & 1)) {

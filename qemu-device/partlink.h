@@ -50,6 +50,7 @@ typedef struct PartlinkMapping {
 typedef struct PartlinkPeer {
     bool present;
     uint32_t epoch;
+    int64_t busy_until;         /* its RX lock timed out: skip until then */
     MACAddr mac;
     int doorbell_fd;
     PartlinkRamLayout ram;
@@ -81,6 +82,9 @@ struct PartlinkState {
     uint8_t *tx_ring;           /* host address, valid while DRIVER_OK */
     uint64_t rx_ring_gpa;
     uint32_t rx_ring_size;
+    bool rx_published;          /* since DRIVER_OK: senders may have filled */
+    bool rx_head_saved;         /* rx_head below comes from an old fabric */
+    uint32_t rx_head;
     uint32_t counter_hi_latch;
 
     /*
@@ -135,6 +139,7 @@ void partlink_fabric_set_rx_notify(PartlinkState *s, bool armed);
 struct partlink_fabric_port *partlink_fabric_port(PartlinkState *s,
                                                   uint32_t port);
 bool partlink_port_lock(struct partlink_fabric_port *port, bool sender);
+bool partlink_fabric_owns_slot(PartlinkState *s);
 void partlink_port_unlock(struct partlink_fabric_port *port);
 void partlink_drop_peer(PartlinkState *s, uint32_t port);
 unsigned partlink_nr_peers(PartlinkState *s);

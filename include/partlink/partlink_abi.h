@@ -158,7 +158,7 @@ struct partlink_desc {
 #define PARTLINK_ST_LINK_DOWN		8	/* not on the fabric */
 
 /* Counters: 64-bit, at PARTLINK_REG_COUNTERS + 8 * index, low word first */
-#define PARTLINK_CTR_TX_PACKETS		0	/* packets sent, all copies ok */
+#define PARTLINK_CTR_TX_PACKETS		0	/* packets sent to >= 1 peer */
 #define PARTLINK_CTR_TX_BYTES		1
 #define PARTLINK_CTR_RX_PACKETS		2	/* packets delivered here */
 #define PARTLINK_CTR_RX_BYTES		3
@@ -166,7 +166,7 @@ struct partlink_desc {
 #define PARTLINK_CTR_BYTES_COPIED	5
 #define PARTLINK_CTR_RX_NO_BUFFER	6	/* dropped here: ring empty */
 #define PARTLINK_CTR_TX_NO_BUFFER	7	/* dropped: peer's ring empty */
-#define PARTLINK_CTR_BAD_DESCRIPTORS	8	/* TX or RX entries refused */
+#define PARTLINK_CTR_BAD_DESCRIPTORS	8	/* packets or entries refused */
 #define PARTLINK_CTR_SPOOFED		9
 #define PARTLINK_CTR_NO_ROUTE		10
 #define PARTLINK_CTR_TX_KICKS		11
@@ -219,7 +219,12 @@ struct partlink_fabric_port {
 	__u32 rx_head;		/* next entry a sender fills */
 	/* owner sets it while its RX interrupt is armed; senders then kick */
 	__u32 rx_notify;
-	__u32 pad1;
+	/*
+	 * Entries from rx_head a sender is handing back; zero whenever the
+	 * lock is free, so non-zero at lock time means the holder died in
+	 * the middle and the next holder repairs those entries.
+	 */
+	__u32 rx_claimed;
 	__u64 counters[PARTLINK_NR_COUNTERS];	/* updated atomically */
 	__u8 pad2[512 - 144 - 8 * PARTLINK_NR_COUNTERS];
 };

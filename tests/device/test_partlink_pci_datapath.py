@@ -328,9 +328,15 @@ def test_traffic_survives_partlinkd_restart(pair, fabric):
     assert "refused" not in fabric.log()
 
 
-def hold_rx_lock(segment, port, seconds):
+PORT_SLOT = 512      # sizeof(struct partlink_fabric_port)
+SLOT_RX_CLAIMED = 140  # offsetof(struct partlink_fabric_port, rx_claimed)
+
+
+def hold_rx_lock(segment, port, seconds, claimed=0):
     """Fork a process that takes a port's RX lock, holds it, then dies
-    holding it.  Returns its pid once it holds the lock."""
+    holding it, as a sender killed in the middle of a copy would; with
+    `claimed`, killed while handing that many RX entries back.  Returns
+    its pid once it holds the lock."""
     libc = ctypes.CDLL(None, use_errno=True)
     ready_r, ready_w = os.pipe()
     pid = os.fork()
@@ -339,9 +345,12 @@ def hold_rx_lock(segment, port, seconds):
         with open(segment, "r+b") as f:
             seg = mmap.mmap(f.fileno(), 0)
             # struct partlink_fabric: a 64-byte header, then 512-byte ports.
-            lock = ctypes.c_void_p.from_buffer(seg, 64 + port * 512)
+            slot = 64 + port * PORT_SLOT
+            lock = ctypes.c_void_p.from_buffer(seg, slot)
             if libc.pthread_mutex_lock(ctypes.c_void_p(ctypes.addressof(lock))):
                 os._exit(1)
+            seg[slot + SLOT_RX_CLAIMED:slot + SLOT_RX_CLAIMED + 4] = \
+                claimed.to_bytes(4, "little")
             os.write(ready_w, b"x")
             time.sleep(seconds)
             os._exit(0)
@@ -375,3 +384,21 @@ def test_stuck_lock_holder_does_not_stall_the_sender(pair, fabric):
     data = frame(mac_of(2), mac_of(1), b"after" * 20)
     assert a.send(data) == ST["OK"]
     assert b.receive()[0] == data
+
+
+def test_dead_holder_mid_handback_is_repaired(pair, fabric):
+    """A sender killed while handing back a 2-entry chain: the chain's
+    second entry is back with the driver, its first is not.  The next
+    sender hands both back as errors and delivers after them."""
+    a, b = pair
+    second = b.read_desc(b.rx_entry(1))
+    b.q.memwrite(b.rx_entry(1), desc(second[0], 700, MORE))  # handed back
+    pid = hold_rx_lock(fabric.segment, 2, 0, claimed=2)
+    os.waitpid(pid, 0)
+    data = frame(mac_of(2), mac_of(1), b"repaired" * 10)
+    assert a.send(data) == ST["OK"]
+    assert b.receive() == (None, b.read_desc(b.rx_entry(0)))
+    assert b.read_desc(b.rx_entry(0))[3] == ST["BAD_DESC"]
+    assert b.receive()[1][3] == ST["BAD_DESC"]
+    assert b.receive()[0] == data
+    assert b.counter("rx_bad_buffer") == 2
