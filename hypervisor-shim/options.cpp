@@ -137,6 +137,25 @@ UpOptions validate_up_args(const UpArgs& args, int host_cpus) {
     return opts;
 }
 
+void validate_vm_arg(std::string_view command, const std::string& vm) {
+    const std::string example = "e.g. partlink " + std::string(command) + " vm2";
+    if (vm.empty())
+        throw UsageError(std::string(command) + " needs a partition name, " + example);
+    if (!parse_vm_name(vm))
+        throw UsageError("'" + vm + "' is not a partition name: partitions are vm1 to vm" +
+                         std::to_string(kMaxVms) + ", " + example);
+}
+
+StartOptions validate_start_args(const StartArgs& args) {
+    validate_vm_arg("start", args.vm);
+    StartOptions opts;
+    opts.vm = args.vm;
+    if (args.timeout)
+        opts.timeout = std::chrono::seconds(
+            integer_in_range("--timeout", *args.timeout, 1, kMaxTimeoutSeconds));
+    return opts;
+}
+
 int host_cpu_count() {
     cpu_set_t set;
     CPU_ZERO(&set);

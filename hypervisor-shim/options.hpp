@@ -58,6 +58,23 @@ struct UpOptions {
 // if --fabric-config names no readable file).
 UpOptions validate_up_args(const UpArgs& args, int host_cpus);
 
+// `start VM` and `stop VM` as typed: the partition, and for `start` how long
+// to wait for it.
+struct StartArgs {
+    std::string vm;
+    std::optional<std::string> timeout; // --timeout SECONDS
+};
+
+struct StartOptions {
+    std::string vm;                              // "vm1".."vm16"
+    std::optional<std::chrono::seconds> timeout; // nothing: the run's own (`up --timeout`)
+};
+
+// Throws UsageError if `vm` cannot name a partition (vm1..vm16), naming
+// `command` ("start", "stop") in the message.
+void validate_vm_arg(std::string_view command, const std::string& vm);
+StartOptions validate_start_args(const StartArgs& args);
+
 // The CPUs this process may run on (what `nproc` prints).
 int host_cpu_count();
 

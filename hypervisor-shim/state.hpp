@@ -23,7 +23,9 @@ inline constexpr int kStateVersion = 1;
 struct PartitionRecord {
     std::string name;
     int index = 0;
-    std::string state = "starting"; // "starting" until it answered ssh, then "running"
+    // "starting" until it answered ssh, then "running"; "stopped" after
+    // `partlink stop`, "failed" after a `partlink start` that did not get it up.
+    std::string state = "starting";
     std::string ip;
     std::string mac; // the data NIC's MAC, the one that carries `ip`
     std::string mgmt_mac;

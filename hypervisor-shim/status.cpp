@@ -99,7 +99,10 @@ std::string live_state(const PartitionRecord& record, const std::filesystem::pat
     // crashed `up` leaves QEMUs that are, as far as anyone can tell, running.
     if (busy && record.state == "starting" && (alive || !record.qemu_pid))
         return "starting";
-    return alive ? "running" : "dead";
+    if (alive)
+        return "running";
+    // Stopped on purpose (`partlink stop`), or gone by itself (killed, crashed).
+    return record.state == "stopped" ? "stopped" : "dead";
 }
 
 StatusReport collect_status(const std::filesystem::path& run_dir,

@@ -15,7 +15,9 @@ namespace partlink {
 
 struct PartitionStatus {
     PartitionRecord record;
-    std::string live_state; // "running", "starting" (an `up` is under way) or "dead"
+    // "running", "starting" (an `up` or `start` is under way), "stopped" (by
+    // `partlink stop`) or "dead" (its QEMU is gone otherwise)
+    std::string live_state;
     // --net partlink: its port of the fabric (down and zero if the segment
     // cannot be read).
     std::optional<PortStatus> fabric;
@@ -38,7 +40,7 @@ struct StatusReport {
     bool busy = false;                     // another command holds the lock
 };
 
-// `busy`: an `up` or `down` is under way (the caller could not take the lock).
+// `busy`: an `up`, `start`, `stop` or `down` is under way (the caller could not take the lock).
 StatusReport collect_status(const std::filesystem::path& run_dir,
                             const std::optional<RunState>& state, bool busy);
 std::string live_state(const PartitionRecord& record, const std::filesystem::path& run_dir,

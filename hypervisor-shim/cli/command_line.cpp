@@ -19,10 +19,14 @@ constexpr const char* kDescription =
     "partlink boots a partitioned machine: several QEMU guests (partitions) joined by a data "
     "network, managed like Vagrant or Lima machines.";
 
+constexpr const char* kCommands = "up, start, stop, ssh, status, down";
+
 constexpr const char* kFooter = R"(Examples:
   partlink up --vms 3                 boot vm1..vm3, each with 10.77.0.N/24 on pl0
   partlink ssh vm1 -- ping -c 1 10.77.0.2
   partlink status --json
+  partlink stop vm2                   stop one partition; the others keep running
+  partlink start vm2                  boot it again, as `up` did
   partlink down
 
 Files: QEMU from BUILD/qemu (or $PARTLINK_QEMU), guest images from BUILD/images (or
@@ -32,6 +36,7 @@ Exit status: 0 success, 1 failure, 2 bad command line.)";
 struct Parsed {
     std::optional<std::string> run_dir;
     UpArgs up;
+    std::optional<std::string> start_timeout;
     bool json = false;
     std::string vm;
     std::vector<std::string> words;
@@ -74,7 +79,7 @@ std::string usage_message(const CLI::ParseError& e, const CLI::App& app,
     if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
         if (sub.empty())
             if (auto word = first_word(args))
-                return "unknown command '" + *word + "'; commands are up, ssh, status, down" + hint;
+                return "unknown command '" + *word + "'; commands are " + kCommands + hint;
         if (sub == "ssh")
             return lowercase_first(what) +
                    "; put the remote command after `--`, e.g. partlink ssh vm1 -- uname -r";
@@ -91,16 +96,21 @@ std::string usage_message(const CLI::ParseError& e, const CLI::App& app,
         if (extras.starts_with("-"))
             return "unknown option " + extras + (sub.empty() ? "" : " for `" + sub + "`") +
                    " (see " + help + ")";
+        if (sub == "start" || sub == "stop")
+            return "`" + sub + "` takes one partition, e.g. partlink " + sub + " vm2 (got also '" +
+                   extras + "'; see " + help + ")";
         return "`" + sub + "` takes no arguments (got '" + extras + "'; see " + help + ")";
     }
     if (dynamic_cast<const CLI::RequiredError*>(&e)) {
         if (sub.empty()) {
             if (auto word = first_word(args))
-                return "unknown command '" + *word + "'; commands are up, ssh, status, down" + hint;
-            return "a command is required: up, ssh, status or down" + hint;
+                return "unknown command '" + *word + "'; commands are " + kCommands + hint;
+            return "a command is required: up, start, stop, ssh, status or down" + hint;
         }
         if (sub == "ssh")
             return "ssh needs a partition name, e.g. partlink ssh vm1";
+        if (sub == "start" || sub == "stop")
+            return sub + " needs a partition name, e.g. partlink " + sub + " vm2";
     }
     if (dynamic_cast<const CLI::ArgumentMismatch*>(&e)) {
         // "--vms: 1 required TEXT missing"
@@ -165,6 +175,28 @@ A --fabric-config file, as partlinkd reads it:
     add_string(up, "--timeout", p.up.timeout, "SECONDS",
                "Fail if a guest does not answer ssh within this time (default 180)");
 
+    CLI::App* start = app.add_subcommand(
+        "start",
+        "Boot one partition again (after `stop` or a crash) and wait until it answers ssh");
+    start->add_option("VM", p.vm, "Partition name: vm1, vm2, ...")->required()->type_name("");
+    start
+        ->add_option("--timeout", p.start_timeout,
+                     "Fail if it does not answer ssh within this time (default: the --timeout "
+                     "of `up`)")
+        ->type_name("SECONDS");
+    start->footer(R"(It gets the QEMU command line `up` gave it: the same MACs, fabric port and
+data network (partlinkd, or its tap), and its ssh port if that is still free.
+Examples:
+  partlink start vm2
+  partlink start vm3 --timeout 60)");
+
+    CLI::App* stop = app.add_subcommand(
+        "stop", "Stop one partition (QMP quit, then SIGTERM, then SIGKILL); the rest keep running");
+    stop->add_option("VM", p.vm, "Partition name: vm1, vm2, ...")->required()->type_name("");
+    stop->footer(R"(Its peers see it go; `partlink start VM` boots it again.
+Example:
+  partlink stop vm2)");
+
     CLI::App* ssh = app.add_subcommand(
         "ssh", "Run a command in a partition, or log in (OpenSSH; its exit status is returned)");
     ssh->add_option("VM", p.vm, "Partition name: vm1, vm2, ...")->required()->type_name("");
@@ -203,6 +235,11 @@ A --fabric-config file, as partlinkd reads it:
     CommandLine result{p.run_dir, DownCommand{}};
     if (up->parsed()) {
         result.command = UpCommand{validate_up_args(p.up, host_cpus)};
+    } else if (start->parsed()) {
+        result.command = StartCommand{validate_start_args({p.vm, p.start_timeout})};
+    } else if (stop->parsed()) {
+        validate_vm_arg("stop", p.vm);
+        result.command = StopCommand{p.vm};
     } else if (ssh->parsed()) {
         SshCommand cmd{p.vm, p.words};
         if (after_dashes)

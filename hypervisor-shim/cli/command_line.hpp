@@ -15,6 +15,12 @@ namespace partlink::cli {
 struct UpCommand {
     UpOptions options;
 };
+struct StartCommand {
+    StartOptions options;
+};
+struct StopCommand {
+    std::string vm;
+};
 struct DownCommand {};
 struct StatusCommand {
     bool json = false;
@@ -28,7 +34,8 @@ struct HelpCommand {
     std::string text;
 };
 
-using Command = std::variant<UpCommand, DownCommand, StatusCommand, SshCommand, HelpCommand>;
+using Command = std::variant<UpCommand, StartCommand, StopCommand, DownCommand, StatusCommand,
+                             SshCommand, HelpCommand>;
 
 struct CommandLine {
     std::optional<std::string> run_dir; // --run-dir

@@ -8,6 +8,7 @@
 #include "../output.hpp"
 #include "../run_dir.hpp"
 #include "../ssh.hpp"
+#include "../start_stop.hpp"
 #include "../status.hpp"
 #include "../teardown.hpp"
 #include "../up.hpp"
@@ -68,6 +69,14 @@ Observed observe(const fs::path& run_dir) {
     return o;
 }
 
+// `start` and `stop` need a run that is up: its directory must exist.
+RunDir existing_run(const fs::path& run_dir) {
+    auto dir = RunDir::open_existing(run_dir);
+    if (!dir)
+        throw Error("nothing is up in " + run_dir.string() + "; run `partlink up` first");
+    return std::move(*dir);
+}
+
 } // namespace
 
 int run_up(const UpOptions& options, const Layout& layout, const fs::path& run_dir) {
@@ -77,6 +86,16 @@ int run_up(const UpOptions& options, const Layout& layout, const fs::path& run_d
         layout.require_partlinkd();
     RunDir dir = RunDir::open(run_dir);
     bring_up(options, layout, dir, terminal_output());
+    return kExitOk;
+}
+
+int run_start(const StartOptions& options, const Layout& layout, const fs::path& run_dir) {
+    start_partition(options, layout, existing_run(run_dir), terminal_output());
+    return kExitOk;
+}
+
+int run_stop(const std::string& vm, const fs::path& run_dir) {
+    stop_partition(vm, existing_run(run_dir), terminal_output());
     return kExitOk;
 }
 
@@ -131,11 +150,15 @@ int run_ssh(const std::string& vm, const std::vector<std::string>& command, cons
         throw UsageError("no partition named '" + vm + "' (partitions: " + join(o.state->names()) +
                          ")");
     std::string state = live_state(*p, o.dir->path(), o.busy);
+    if (state == "stopped")
+        throw Error(vm + " is not running (stopped by `partlink stop`); `partlink start " + vm +
+                    "` boots it again");
     if (state == "dead")
         throw Error(vm + " is not running (its QEMU is gone; see " + p->log.string() + " and " +
-                    p->console.string() + "); run `partlink down` and `partlink up`");
+                    p->console.string() + "); `partlink start " + vm + "` boots it again");
     if (state == "starting")
-        throw Error(vm + " is still starting; wait for `partlink up` to finish");
+        throw Error(vm +
+                    " is still starting; wait for `partlink up` or `partlink start` to finish");
     layout.require_ssh_files();
     SshTarget target{layout.ssh_identity(), layout.ssh_known_hosts(),
                      static_cast<std::uint16_t>(p->ssh_port)};

@@ -12,6 +12,9 @@
 namespace partlink::cli {
 
 int run_up(const UpOptions& options, const Layout& layout, const std::filesystem::path& run_dir);
+int run_start(const StartOptions& options, const Layout& layout,
+              const std::filesystem::path& run_dir);
+int run_stop(const std::string& vm, const std::filesystem::path& run_dir);
 int run_down(const std::filesystem::path& run_dir);
 int run_status(const std::filesystem::path& run_dir, bool json);
 // Only returns by throwing: on success this process becomes ssh.

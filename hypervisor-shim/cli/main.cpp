@@ -28,6 +28,8 @@ int dispatch(const partlink::cli::CommandLine& cl) {
     return std::visit(
         Overloaded{
             [&](const UpCommand& c) { return run_up(c.options, layout, run_dir); },
+            [&](const StartCommand& c) { return run_start(c.options, layout, run_dir); },
+            [&](const StopCommand& c) { return run_stop(c.vm, run_dir); },
             [&](const DownCommand&) { return run_down(run_dir); },
             [&](const StatusCommand& c) { return run_status(run_dir, c.json); },
             [&](const SshCommand& c) { return run_ssh(c.vm, c.command, layout, run_dir); },

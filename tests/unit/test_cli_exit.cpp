@@ -2,6 +2,7 @@
 // that need no QEMU and no guest.
 #include <cstdlib>
 #include <fstream>
+#include <signal.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -32,6 +33,8 @@ protected:
         unsetenv("PARTLINK_RUN_DIR");
     }
     void TearDown() override {
+        for (pid_t group : fake_groups_)
+            ::kill(-group, SIGKILL);
         if (!run_.empty())
             fs::remove_all(run_);
     }
@@ -45,7 +48,10 @@ protected:
     }
 
     // Writes a state with two partitions whose QEMUs are long gone.
-    void write_dead_state() {
+    void write_dead_state() { save_state(dead_state()); }
+    void save_state(const RunState& s) { RunDir::open(run_).save_state(s); }
+
+    RunState dead_state() {
         RunState s;
         s.run_dir = run_;
         s.created = "2026-01-01T00:00:00Z";
@@ -61,8 +67,29 @@ protected:
             p.net = NetMode::VirtioSocket;
             s.partitions.push_back(p);
         }
-        RunDir::open(run_).save_state(s);
+        return s;
     }
+
+    // A process that passes for vm2's QEMU of this run directory: named
+    // qemu-system-x86_64 (a link to sh), with "-name vm2" and a file of the
+    // run directory on its command line.  No QMP socket: `stop` has to
+    // fall back to SIGTERM.
+    Process fake_qemu(const std::string& name) {
+        fs::create_directories(run_ / "fakebin");
+        fs::path exe = run_ / "fakebin" / "qemu-system-x86_64";
+        if (!fs::exists(exe))
+            fs::create_symlink("/bin/sh", exe);
+        SpawnOptions spawn;
+        spawn.new_session = true; // its sleep is in its process group, for TearDown
+        Process p = Process::spawn({exe.string(), "-c", "sleep 60; true", "-name",
+                                    name + ",debug-threads=on",
+                                    "file:" + (run_ / (name + ".console")).string()},
+                                   spawn);
+        fake_groups_.push_back(p.pid());
+        return p;
+    }
+
+    std::vector<pid_t> fake_groups_;
 
     std::string bin_;
     fs::path run_;
@@ -85,6 +112,12 @@ TEST_F(Cli, UsageErrorsExitTwoWithOneLine) {
              {"frobnicate"},
              {},
              {"ssh"},
+             {"start"},
+             {"start", "vm0"},
+             {"start", "vm1", "vm2"},
+             {"start", "vm1", "--timeout", "0"},
+             {"stop"},
+             {"stop", "bogus"},
          }) {
         CommandResult r = partlink(args);
         std::string cmd;
@@ -169,4 +202,93 @@ TEST_F(Cli, CorruptStateStillComesDown) {
     EXPECT_NE(r.output.find("corrupt"), std::string::npos) << r.output;
     EXPECT_FALSE(fs::exists(run_ / "state.json"));
     EXPECT_TRUE(fs::exists(run_ / "vm1.log"));
+}
+
+TEST_F(Cli, StartAndStopNeedARunThatIsUp) {
+    for (std::string cmd : {"start", "stop"}) {
+        CommandResult r = partlink({cmd, "vm1"});
+        EXPECT_EQ(r.status.code, 1) << r.output;
+        EXPECT_EQ(r.output,
+                  "partlink: nothing is up in " + run_.string() + "; run `partlink up` first\n");
+        r = partlink({"--run-dir", (run_ / "never").string(), cmd, "vm1"}, false);
+        EXPECT_EQ(r.status.code, 1) << r.output;
+        EXPECT_NE(r.output.find("nothing is up"), std::string::npos) << r.output;
+        EXPECT_FALSE(fs::exists(run_ / "never"));
+    }
+}
+
+TEST_F(Cli, StartAndStopOfDeadPartitions) {
+    write_dead_state();
+    for (std::string cmd : {"start", "stop"}) {
+        CommandResult r = partlink({cmd, "vm9"});
+        EXPECT_EQ(r.status.code, 2) << r.output;
+        EXPECT_EQ(r.output, "partlink: no partition named 'vm9' (partitions: vm1, vm2)\n");
+    }
+
+    // Stopping a partition whose QEMU is gone records it as stopped.
+    CommandResult r = partlink({"stop", "vm2"});
+    EXPECT_EQ(r.status.code, 0) << r.output;
+    EXPECT_NE(r.output.find("vm2 is not running (its QEMU is gone)"), std::string::npos)
+        << r.output;
+    EXPECT_NE(r.output.find("`partlink start vm2` boots it again"), std::string::npos) << r.output;
+    auto doc = nlohmann::json::parse(partlink({"status", "--json"}).output);
+    EXPECT_EQ(doc["partitions"][0]["state"], "dead");
+    EXPECT_EQ(doc["partitions"][1]["state"], "stopped");
+    r = partlink({"stop", "vm2"});
+    EXPECT_EQ(r.status.code, 0) << r.output;
+    EXPECT_NE(r.output.find("vm2 is already stopped"), std::string::npos) << r.output;
+
+    r = partlink({"ssh", "vm2", "--", "true"});
+    EXPECT_EQ(r.status.code, 1);
+    EXPECT_NE(r.output.find("vm2 is not running (stopped by `partlink stop`)"), std::string::npos)
+        << r.output;
+    r = partlink({"ssh", "vm1", "--", "true"});
+    EXPECT_EQ(r.status.code, 1);
+    EXPECT_NE(r.output.find("`partlink start vm1` boots it again"), std::string::npos) << r.output;
+
+    // Past the state's checks, `start` needs QEMU (and here there is none).
+    r = partlink({"start", "vm2"});
+    EXPECT_EQ(r.status.code, 1) << r.output;
+    EXPECT_NE(r.output.find("make qemu"), std::string::npos) << r.output;
+    doc = nlohmann::json::parse(partlink({"status", "--json"}).output);
+    EXPECT_EQ(doc["partitions"][1]["state"], "stopped"); // untouched
+}
+
+TEST_F(Cli, StartRefusesARunningPartitionAndStopStopsIt) {
+    Process vm2 = fake_qemu("vm2");
+    RunState s = dead_state();
+    s.partitions[1].qemu_pid = vm2.pid();
+    save_state(s);
+    const std::string pid = std::to_string(vm2.pid());
+
+    CommandResult r = partlink({"start", "vm2"});
+    EXPECT_EQ(r.status.code, 1) << r.output;
+    EXPECT_EQ(r.output, "partlink: vm2 is running (pid " + pid +
+                            "); stop it first with `partlink stop vm2`\n");
+    auto doc = nlohmann::json::parse(partlink({"status", "--json"}).output);
+    EXPECT_EQ(doc["partitions"][1]["state"], "running");
+
+    // Found by its command line, even when the state does not name its pid.
+    s.partitions[1].qemu_pid.reset();
+    save_state(s);
+    r = partlink({"start", "vm2"});
+    EXPECT_EQ(r.status.code, 1) << r.output;
+    EXPECT_NE(r.output.find("vm2 is running (pid " + pid + ")"), std::string::npos) << r.output;
+
+    // Stopping vm1 (dead) leaves vm2 alone.
+    r = partlink({"stop", "vm1"});
+    EXPECT_EQ(r.status.code, 0) << r.output;
+    EXPECT_FALSE(vm2.poll()) << "stop vm1 stopped vm2";
+
+    r = partlink({"stop", "vm2"});
+    EXPECT_EQ(r.status.code, 0) << r.output;
+    EXPECT_NE(r.output.find("vm2: QEMU pid " + pid + " stopped (SIGTERM)"), std::string::npos)
+        << r.output;
+    auto status = vm2.wait_for(std::chrono::seconds(5));
+    ASSERT_TRUE(status) << "vm2's QEMU still runs";
+    EXPECT_EQ(status->signal, SIGTERM);
+    doc = nlohmann::json::parse(partlink({"status", "--json"}).output);
+    EXPECT_EQ(doc["partitions"][1]["state"], "stopped");
+    EXPECT_TRUE(doc["partitions"][1]["qemu_pid"].is_null());
+    EXPECT_EQ(doc["partitions"][0]["state"], "stopped");
 }

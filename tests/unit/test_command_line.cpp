@@ -85,9 +85,9 @@ TEST(CommandLine, UsageErrorsAreOneClearLine) {
               std::string::npos);
     EXPECT_EQ(usage_error({"up", "--vms"}), "--vms needs a value (see partlink --help)");
     EXPECT_EQ(usage_error({}),
-              "a command is required: up, ssh, status or down (see partlink --help)");
-    EXPECT_EQ(usage_error({"bogus"}),
-              "unknown command 'bogus'; commands are up, ssh, status, down (see partlink --help)");
+              "a command is required: up, start, stop, ssh, status or down (see partlink --help)");
+    EXPECT_EQ(usage_error({"bogus"}), "unknown command 'bogus'; commands are up, start, stop, ssh, "
+                                      "status, down (see partlink --help)");
     EXPECT_NE(usage_error({"up", "--bogus"}).find("--bogus"), std::string::npos);
     EXPECT_NE(usage_error({"status", "extra"}).find("extra"), std::string::npos);
     EXPECT_EQ(usage_error({"ssh"}), "ssh needs a partition name, e.g. partlink ssh vm1");
@@ -126,7 +126,8 @@ TEST(CommandLine, StatusAndDown) {
 
 TEST(CommandLine, HelpAndVersion) {
     auto help = std::get<HelpCommand>(parse({"--help"}).command).text;
-    for (const char* word : {"up", "ssh", "status", "down", "--run-dir", "Examples"})
+    for (const char* word :
+         {"up", "start", "stop", "ssh", "status", "down", "--run-dir", "Examples"})
         EXPECT_NE(help.find(word), std::string::npos) << word;
     auto up_help = std::get<HelpCommand>(parse({"up", "--help"}).command).text;
     for (const char* word : {"--vms", "--mem", "--cpus", "--accel", "--net", "--ssh-port",
@@ -134,4 +135,66 @@ TEST(CommandLine, HelpAndVersion) {
         EXPECT_NE(up_help.find(word), std::string::npos) << word;
     auto version = std::get<HelpCommand>(parse({"--version"}).command).text;
     EXPECT_EQ(version.rfind("partlink ", 0), 0u);
+}
+
+TEST(CommandLine, StartAndStop) {
+    auto cl = parse({"start", "vm2"});
+    ASSERT_TRUE(std::holds_alternative<StartCommand>(cl.command));
+    const auto& start = std::get<StartCommand>(cl.command).options;
+    EXPECT_EQ(start.vm, "vm2");
+    EXPECT_FALSE(start.timeout); // the run's own
+    EXPECT_FALSE(cl.run_dir);
+
+    auto cl2 = parse({"--run-dir", "/r", "start", "vm16", "--timeout", "60"});
+    EXPECT_EQ(std::get<StartCommand>(cl2.command).options.vm, "vm16");
+    EXPECT_EQ(std::get<StartCommand>(cl2.command).options.timeout->count(), 60);
+    EXPECT_EQ(*cl2.run_dir, "/r");
+    EXPECT_EQ(std::get<StartCommand>(parse({"start", "--timeout=5", "vm1"}).command)
+                  .options.timeout->count(),
+              5);
+
+    auto cl3 = parse({"stop", "vm3", "--run-dir", "/s"});
+    ASSERT_TRUE(std::holds_alternative<StopCommand>(cl3.command));
+    EXPECT_EQ(std::get<StopCommand>(cl3.command).vm, "vm3");
+    EXPECT_EQ(*cl3.run_dir, "/s");
+}
+
+TEST(CommandLine, StartAndStopUsageErrors) {
+    for (std::string cmd : {"start", "stop"}) {
+        EXPECT_EQ(usage_error({cmd}),
+                  cmd + " needs a partition name, e.g. partlink " + cmd + " vm2");
+        EXPECT_EQ(usage_error({cmd, ""}),
+                  cmd + " needs a partition name, e.g. partlink " + cmd + " vm2");
+        for (std::string bad : {"foo", "vm", "vm0", "vm02", "vm17", "VM1", "vm1x", "vm-1"})
+            EXPECT_EQ(usage_error({cmd, bad}), "'" + bad +
+                                                   "' is not a partition name: partitions are vm1 "
+                                                   "to vm16, e.g. partlink " +
+                                                   cmd + " vm2")
+                << bad;
+        EXPECT_EQ(usage_error({cmd, "vm1", "vm2"}),
+                  "`" + cmd + "` takes one partition, e.g. partlink " + cmd +
+                      " vm2 (got also 'vm2'; see partlink " + cmd + " --help)");
+        EXPECT_NE(usage_error({cmd, "vm1", "--bogus"}).find("unknown option --bogus for `" + cmd),
+                  std::string::npos);
+        EXPECT_NE(usage_error({cmd, "vm1", "--", "x"}).find("only for `partlink ssh"),
+                  std::string::npos);
+    }
+    EXPECT_EQ(usage_error({"start", "vm1", "--timeout", "0"}),
+              "--timeout must be between 1 and 86400");
+    EXPECT_EQ(usage_error({"start", "vm1", "--timeout", "soon"}),
+              "--timeout must be a whole number, not 'soon'");
+    EXPECT_EQ(usage_error({"start", "vm1", "--timeout"}),
+              "--timeout needs a value (see partlink --help)");
+    // `stop` has no timeout of its own; `up`'s options are not `start`'s.
+    EXPECT_NE(usage_error({"stop", "vm1", "--timeout", "5"}).find("--timeout"), std::string::npos);
+    EXPECT_NE(usage_error({"start", "vm1", "--vms", "2"}).find("--vms"), std::string::npos);
+}
+
+TEST(CommandLine, StartAndStopHelp) {
+    auto start_help = std::get<HelpCommand>(parse({"start", "--help"}).command).text;
+    for (const char* word : {"VM", "--timeout", "ssh port", "partlink start vm2"})
+        EXPECT_NE(start_help.find(word), std::string::npos) << word;
+    auto stop_help = std::get<HelpCommand>(parse({"stop", "--help"}).command).text;
+    for (const char* word : {"VM", "QMP quit", "SIGKILL", "partlink stop vm2"})
+        EXPECT_NE(stop_help.find(word), std::string::npos) << word;
 }

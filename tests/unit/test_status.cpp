@@ -213,3 +213,28 @@ TEST_F(StatusOfFabric, NothingUp) {
     EXPECT_TRUE(doc["partlinkd"].is_null());
     EXPECT_TRUE(doc["partitions"].empty());
 }
+
+// A partition whose QEMU is gone is "stopped" if `partlink stop` stopped it,
+// "dead" if it went by itself (killed, crashed, a `start` that failed).
+TEST_F(StatusOfFabric, StoppedAndDeadPartitions) {
+    RunState s = state(3);
+    s.partitions[1].state = "stopped";
+    s.partitions[1].qemu_pid.reset();
+    s.partitions[2].state = "failed";
+    EXPECT_EQ(live_state(s.partitions[0], run_, false), "dead");
+    EXPECT_EQ(live_state(s.partitions[1], run_, false), "stopped");
+    EXPECT_EQ(live_state(s.partitions[1], run_, true), "stopped");
+    EXPECT_EQ(live_state(s.partitions[2], run_, false), "dead");
+
+    // A `start` under way: "starting" until the QEMU is gone.
+    s.partitions[1].state = "starting";
+    EXPECT_EQ(live_state(s.partitions[1], run_, true), "starting");
+    EXPECT_EQ(live_state(s.partitions[1], run_, false), "dead");
+
+    auto doc = render_status_json(collect_status(run_, s, false));
+    EXPECT_EQ(doc["partitions"][1]["state"], "dead");
+    EXPECT_TRUE(doc["partitions"][1]["qemu_pid"].is_null());
+    s.partitions[1].state = "stopped";
+    std::string table = render_status_table(collect_status(run_, s, false));
+    EXPECT_NE(table.find("vm2   stopped"), std::string::npos) << table;
+}
