@@ -31,23 +31,21 @@ def partlinkd_pids(marker):
     return _pids(marker, lambda cmdline: cmdline.split(b"\0")[0].endswith(b"partlinkd"))
 
 
-def kill_partlinkds(marker):
-    """SIGKILL every such partlinkd; return the pids that were still there."""
-    pids = partlinkd_pids(marker)
+def _kill(pids):
+    """SIGKILL pids; return them, the ones that were still there."""
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
     return pids
+
+
+def kill_partlinkds(marker):
+    """SIGKILL every such partlinkd; return the pids that were still there."""
+    return _kill(partlinkd_pids(marker))
 
 
 def kill_qemus(marker):
     """SIGKILL every such process; return the pids that were still there."""
-    pids = qemu_pids(marker)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return pids
+    return _kill(qemu_pids(marker))
