@@ -163,6 +163,27 @@ def test_driver_ok_needs_acknowledge(dev):
     assert dev.readl(reg("BAD_ACCESS")) == 1
 
 
+def test_driver_ok_and_failed_in_one_write_refused(dev):
+    ack, ok = ABI["PARTLINK_STATUS_ACKNOWLEDGE"], ABI["PARTLINK_STATUS_DRIVER_OK"]
+    dev.writel(reg("STATUS"), ack)
+    place_rings(dev)
+    dev.writel(reg("STATUS"), ack | ok | ABI["PARTLINK_STATUS_FAILED"])
+    assert dev.readl(reg("STATUS")) == ack, "a failed device must not go live"
+    assert dev.readl(reg("BAD_ACCESS")) == 1
+
+
+def test_ring_registers_frozen_while_live(dev):
+    ack, ok = ABI["PARTLINK_STATUS_ACKNOWLEDGE"], ABI["PARTLINK_STATUS_DRIVER_OK"]
+    dev.writel(reg("STATUS"), ack)
+    place_rings(dev)
+    dev.writel(reg("STATUS"), ack | ok)
+    dev.writel(reg("TX_RING_LO"), 0x400000)
+    assert dev.readl(reg("TX_RING_LO")) == 0x200000
+    dev.writel(reg("STATUS"), ack)  # DRIVER_OK is cleared only by a reset
+    assert dev.readl(reg("STATUS")) == ack | ok
+    assert dev.readl(reg("BAD_ACCESS")) == 2
+
+
 def test_failed_sticks_until_reset(dev):
     ack, ok = ABI["PARTLINK_STATUS_ACKNOWLEDGE"], ABI["PARTLINK_STATUS_DRIVER_OK"]
     failed = ABI["PARTLINK_STATUS_FAILED"]
