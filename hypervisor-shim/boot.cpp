@@ -5,6 +5,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cgroups.hpp"
 #include "ssh.hpp"
 
 namespace partlink {
@@ -167,7 +168,8 @@ VmSpec vm_spec(const RunState& state, const PartitionRecord& p, const Layout& la
 }
 
 BootingPartition spawn_partition(RunState& state, PartitionRecord& p, PortReservation& ssh_port,
-                                 const Layout& layout, const RunDir& dir, const Output& out) {
+                                 const Layout& layout, const RunDir& dir, const Output& out,
+                                 capacity::CpuController* cgroups) {
     // An old console would show an old "ready" line before QEMU truncates it.
     remove_if_exists(p.console);
     remove_if_exists(p.pidfile);
@@ -180,8 +182,15 @@ BootingPartition spawn_partition(RunState& state, PartitionRecord& p, PortReserv
                         Clock::now()};
     p.qemu_pid = vm.qemu.pid();
     dir.save_state(state);
+    // Before QEMU gets far: threads it starts later are born in the group.
+    if (cgroups && p.cgroup)
+        move_into_cgroup(p, vm.qemu.pid(), *cgroups);
+    std::string where;
+    if (cgroups && p.cgroup)
+        where = ", cgroup " + p.cgroup->path.string() + " capped at " +
+                cgroups->cap(p.cgroup->path).describe();
     out.item(p.name + ": booting… (QEMU pid " + std::to_string(*p.qemu_pid) +
-             ", ssh 127.0.0.1:" + std::to_string(p.ssh_port) + ")");
+             ", ssh 127.0.0.1:" + std::to_string(p.ssh_port) + where + ")");
     return vm;
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "capacity/cgroup.hpp"
 #include "layout.hpp"
 #include "output.hpp"
 #include "ports.hpp"
@@ -56,9 +57,11 @@ struct BootingPartition {
 // Spawns partition `p`'s QEMU: removes its old console (an old "ready" line
 // would fool the wait), pidfile and QMP socket, releases `ssh_port` for QEMU
 // to bind, records the pid in the state (saved) and prints
-// "vmN: booting… (QEMU pid P, ssh 127.0.0.1:PORT)".
+// "vmN: booting… (QEMU pid P, ssh 127.0.0.1:PORT)".  With `cgroups`, QEMU
+// is moved into the partition's CPU cgroup (made beforehand) right away.
 BootingPartition spawn_partition(RunState& state, PartitionRecord& p, PortReservation& ssh_port,
-                                 const Layout& layout, const RunDir& dir, const Output& out);
+                                 const Layout& layout, const RunDir& dir, const Output& out,
+                                 capacity::CpuController* cgroups = nullptr);
 
 // Waits until every partition answers ssh, printing "vmN: up (6.2 s)" as each
 // does.  Throws an Error with the tails of the QEMU log and the console if a

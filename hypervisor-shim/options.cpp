@@ -134,6 +134,7 @@ UpOptions validate_up_args(const UpArgs& args, int host_cpus) {
         }
         opts.fabric_config = file.lexically_normal();
     }
+    opts.cgroups = !args.no_cgroups;
     return opts;
 }
 

@@ -39,6 +39,7 @@ struct UpArgs {
     std::optional<std::string> fabric_config; // --fabric-config FILE
     std::optional<std::string> ssh_port;
     std::string timeout = "180";
+    bool no_cgroups = false; // --no-cgroups
 };
 
 struct UpOptions {
@@ -52,6 +53,8 @@ struct UpOptions {
     std::optional<std::filesystem::path> fabric_config;
     std::optional<std::uint16_t> ssh_port_base; // VM N gets base + N - 1
     std::chrono::seconds timeout{180};
+    // Each partition's QEMU in its own CPU cgroup (false: --no-cgroups).
+    bool cgroups = true;
 };
 
 // Throws UsageError naming the offending option and its valid range (and

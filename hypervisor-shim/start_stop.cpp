@@ -4,6 +4,7 @@
 #include <iterator>
 
 #include "boot.hpp"
+#include "cgroups.hpp"
 #include "net_setup.hpp"
 #include "partlinkd_control.hpp"
 #include "ports.hpp"
@@ -153,6 +154,8 @@ void start_partition(const StartOptions& opts, const Layout& layout, const RunDi
     // vm1 listens on the virtio-socket again; nobody else can be listening on it.
     if (p.net == NetMode::VirtioSocket && p.index == 1)
         remove_if_exists(dir.data_socket());
+    // Its CPU cgroup again, if `up` gave it one.
+    CpuControllerPtr cgroups = p.cgroup ? open_cpu_cgroups() : nullptr;
     PortReservation port = reserve_ssh_port(state, p, dir, out);
     const auto timeout =
         opts.timeout.value_or(std::chrono::seconds(state.settings.timeout_seconds));
@@ -165,7 +168,9 @@ void start_partition(const StartOptions& opts, const Layout& layout, const RunDi
     std::vector<BootingPartition> booting;
     try {
         InterruptWatch::check();
-        booting.push_back(spawn_partition(state, p, port, layout, dir, out));
+        if (cgroups)
+            create_cgroup(p, *cgroups);
+        booting.push_back(spawn_partition(state, p, port, layout, dir, out, cgroups.get()));
         wait_until_up(booting, layout, dir, timeout, out);
         p.state = "running";
         dir.save_state(state);
@@ -173,6 +178,9 @@ void start_partition(const StartOptions& opts, const Layout& layout, const RunDi
         out.info("start failed; stopping " + p.name + " again");
         for (auto& vm : booting)
             vm.qemu.terminate(kFailedQemuGrace);
+        if (cgroups)
+            for (const auto& e : remove_partition_cgroup(p.cgroup->path, *cgroups))
+                out.warn(e);
         p.state = "failed";
         try {
             dir.save_state(state);
@@ -194,9 +202,18 @@ void stop_partition(const std::string& vm, const RunDir& dir, const Output& out)
     PartitionRecord& p = find_partition(state, vm);
     std::vector<QemuInstance> qemus = qemus_of(dir, state, p);
     const std::string again = "; `partlink start " + p.name + "` boots it again";
+    // After its QEMU is gone, its CPU cgroup goes too (`start` makes it again).
+    const auto remove_cgroup = [&] {
+        if (!p.cgroup)
+            return;
+        if (auto cgroups = find_cpu_cgroups())
+            for (const auto& e : remove_partition_cgroup(p.cgroup->path, *cgroups))
+                out.warn(e);
+    };
     if (qemus.empty()) {
         std::string was =
             p.state == "stopped" ? " is already stopped" : " is not running (its QEMU is gone)";
+        remove_cgroup();
         p.state = "stopped";
         dir.save_state(state);
         out.info(p.name + was + again);
@@ -217,6 +234,7 @@ void stop_partition(const std::string& vm, const RunDir& dir, const Output& out)
     }
     if (!errors.empty())
         throw Error("stop did not finish: " + join(errors));
+    remove_cgroup();
     p.state = "stopped";
     p.qemu_pid.reset();
     dir.save_state(state);

@@ -55,6 +55,10 @@ nlohmann::ordered_json partition_to_json(const PartitionRecord& p) {
         {"qmp", p.qmp.string()},
         {"pidfile", p.pidfile.string()},
         {"taps", p.taps},
+        {"cgroup", p.cgroup ? ojson{{"path", p.cgroup->path.string()},
+                                    {"entitlement_units", p.cgroup->entitlement_units},
+                                    {"weight", p.cgroup->weight}}
+                            : ojson(nullptr)},
     };
 }
 
@@ -180,6 +184,15 @@ PartitionRecord partition_from_json(const json& doc, std::size_t i) {
     p.qmp = r.string("qmp");
     p.pidfile = r.string("pidfile");
     p.taps = r.strings("taps");
+    // Absent in documents of releases before cgroups.
+    if (r.has("cgroup") && !r.field("cgroup").is_null()) {
+        Reader c(r.field("cgroup"), "partitions[" + std::to_string(i) + "].cgroup");
+        CgroupRecord cg;
+        cg.path = c.string("path");
+        cg.entitlement_units = c.integer("entitlement_units", 0, 1'000'000'000'000LL);
+        cg.weight = static_cast<std::uint32_t>(c.integer("weight", 1, 10'000));
+        p.cgroup = std::move(cg);
+    }
     return p;
 }
 
@@ -224,6 +237,7 @@ nlohmann::ordered_json state_to_json(const RunState& s) {
         {"bridge", s.bridge ? ojson(*s.bridge) : ojson(nullptr)},
         {"partlinkd", daemon_to_json(s.partlinkd)},
         {"partitions", partitions},
+        {"cgroup_run", s.cgroup_run ? ojson(s.cgroup_run->string()) : ojson(nullptr)},
     };
 }
 
@@ -253,6 +267,9 @@ RunState state_from_json(const json& doc) {
 
     s.bridge = r.optional_string("bridge");
     s.partlinkd = daemon_from_json(r);
+    if (r.has("cgroup_run"))
+        if (auto run = r.optional_string("cgroup_run"))
+            s.cgroup_run = *run;
 
     const json& parts = r.field("partitions");
     if (!parts.is_array())

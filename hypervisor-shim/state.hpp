@@ -4,6 +4,7 @@
 // never half-used.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -19,6 +20,12 @@
 namespace partlink {
 
 inline constexpr int kStateVersion = 1;
+
+struct CgroupRecord {
+    std::filesystem::path path;
+    std::int64_t entitlement_units = 0; // capacity::CpuAmount units (1e-5 CPU)
+    std::uint32_t weight = 100;         // cgroup v2 cpu.weight
+};
 
 struct PartitionRecord {
     std::string name;
@@ -39,6 +46,9 @@ struct PartitionRecord {
     std::filesystem::path qmp;
     std::filesystem::path pidfile;
     std::vector<std::string> taps;
+    // Its CPU cgroup (<cpu root>/partlink/<run-id>/vmN) and what the policy
+    // entitles it to; nothing with `up --no-cgroups`.
+    std::optional<CgroupRecord> cgroup;
 };
 
 // partlinkd of a --net partlink run: recorded before it is spawned, its pid
@@ -73,6 +83,9 @@ struct RunState {
     // before partlinkd) reads as none.
     std::optional<DaemonRecord> partlinkd;
     std::vector<PartitionRecord> partitions;
+    // <cpu root>/partlink/<run-id>: recorded before it is created; nothing
+    // with `up --no-cgroups` (and in documents of earlier releases).
+    std::optional<std::filesystem::path> cgroup_run;
 
     const PartitionRecord* find(std::string_view name) const;
     PartitionRecord* find(std::string_view name);

@@ -1,6 +1,7 @@
 #include "status.hpp"
 
 #include <algorithm>
+#include <cstdio>
 
 #include <nlohmann/json.hpp>
 
@@ -59,6 +60,73 @@ void collect_fabric(StatusReport& report, const RunState& state) {
     report.partlinkd = d;
 }
 
+std::string cpus_text(double cpus) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", cpus);
+    return text;
+}
+
+std::string seconds_text(std::chrono::microseconds us) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.2f s", double(us.count()) / 1e6);
+    return text;
+}
+
+std::string capacity_table(const StatusReport& report) {
+    Table rows = {{"NAME", "ENTITLED", "CAP", "WEIGHT", "USAGE", "PERIODS", "THROTTLED",
+                   "THROTTLED TIME", "CGROUP"}};
+    bool any = false;
+    for (const auto& s : report.partitions) {
+        if (!s.capacity)
+            continue;
+        any = true;
+        const CapacityStatus& c = *s.capacity;
+        std::vector<std::string> row = {s.record.name, cpus_text(c.entitlement_cpus) + " CPU"};
+        if (c.cap && c.stat) {
+            row.push_back(c.cap->cpus() ? cpus_text(*c.cap->cpus()) + " CPU" : "unlimited");
+            row.push_back(std::to_string(c.weight));
+            row.push_back(c.stat->usage ? (c.stat->usage_approximate ? "~" : "") +
+                                              seconds_text(*c.stat->usage)
+                                        : "-");
+            row.push_back(std::to_string(c.stat->nr_periods));
+            row.push_back(std::to_string(c.stat->nr_throttled));
+            row.push_back(seconds_text(c.stat->throttled));
+        } else {
+            for (int i = 0; i < 5; ++i)
+                row.push_back("-");
+            row.push_back(c.exists ? "-" : "(no group)");
+        }
+        row.push_back(c.group.string() + (c.error.empty() ? "" : " (" + c.error + ")"));
+        rows.push_back(std::move(row));
+    }
+    return any ? render_table(rows) : "";
+}
+
+nlohmann::ordered_json capacity_json(const CapacityStatus& c) {
+    using json = nlohmann::ordered_json;
+    json doc = {{"cgroup", c.group.string()},
+                {"exists", c.exists},
+                {"entitlement_cpus", c.entitlement_cpus},
+                {"weight", c.weight}};
+    doc["cap_cpus"] = c.cap && c.cap->cpus() ? json(*c.cap->cpus()) : json(nullptr);
+    doc["quota_us"] = c.cap && c.cap->quota_us ? json(*c.cap->quota_us) : json(nullptr);
+    doc["period_us"] = c.cap ? json(c.cap->period_us) : json(nullptr);
+    if (c.stat) {
+        doc["usage_seconds"] =
+            c.stat->usage ? json(double(c.stat->usage->count()) / 1e6) : json(nullptr);
+        doc["usage_approximate"] = c.stat->usage_approximate;
+        doc["nr_periods"] = c.stat->nr_periods;
+        doc["nr_throttled"] = c.stat->nr_throttled;
+        doc["throttled_seconds"] = double(c.stat->throttled.count()) / 1e6;
+    } else {
+        for (const char* key : {"usage_seconds", "usage_approximate", "nr_periods", "nr_throttled",
+                                "throttled_seconds"})
+            doc[key] = nullptr;
+    }
+    doc["error"] = c.error.empty() ? json(nullptr) : json(c.error);
+    return doc;
+}
+
 std::string daemon_line(const DaemonStatus& d) {
     if (!d.pid)
         return "partlinkd: not started (see " + d.log.string() + ")";
@@ -113,8 +181,14 @@ StatusReport collect_status(const std::filesystem::path& run_dir,
     if (!state)
         return report;
     report.net = state->settings.net;
-    for (const auto& p : state->partitions)
-        report.partitions.push_back({p, live_state(p, run_dir, busy), std::nullopt});
+    CpuControllerPtr cgroups;
+    if (state->cgroup_run)
+        cgroups = find_cpu_cgroups();
+    for (const auto& p : state->partitions) {
+        report.partitions.push_back({p, live_state(p, run_dir, busy), std::nullopt, std::nullopt});
+        if (p.cgroup)
+            report.partitions.back().capacity = capacity_status(*p.cgroup, cgroups.get());
+    }
     if (state->settings.net == NetMode::Partlink)
         collect_fabric(report, *state);
     return report;
@@ -138,6 +212,8 @@ std::string render_status_table(const StatusReport& report) {
             out += "fabric: " + report.fabric_error + "\n";
         out += fabric_table(report);
     }
+    if (std::string cap = capacity_table(report); !cap.empty())
+        out += "\ncapacity (CPU cgroups):\n" + cap;
     if (report.busy)
         out += "(another partlink command is working on this run directory)\n";
     return out;
@@ -158,6 +234,7 @@ nlohmann::ordered_json render_status_json(const StatusReport& report) {
             {"net", to_string(p.net)},
             {"mac", p.mac},
         });
+        parts.back()["capacity"] = s.capacity ? capacity_json(*s.capacity) : json(nullptr);
         if (s.fabric) {
             json counters = json::object();
             for (std::size_t i = 0; i < kCounterNames.size(); ++i)

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "cgroups.hpp"
 #include "fabric_status.hpp"
 #include "run_dir.hpp"
 
@@ -21,6 +22,9 @@ struct PartitionStatus {
     // --net partlink: its port of the fabric (down and zero if the segment
     // cannot be read).
     std::optional<PortStatus> fabric;
+    // Its CPU cgroup: entitlement, cap, usage, throttling (nothing with
+    // `up --no-cgroups`).
+    std::optional<CapacityStatus> capacity;
 };
 
 struct DaemonStatus {

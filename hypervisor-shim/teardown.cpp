@@ -4,6 +4,7 @@
 #include <set>
 #include <system_error>
 
+#include "cgroups.hpp"
 #include "net_setup.hpp"
 #include "partlinkd_control.hpp"
 #include "qemu_control.hpp"
@@ -81,6 +82,8 @@ Leftovers find_leftovers(const RunDir& dir) {
     l.live_daemons = find_our_partlinkds(dir, state);
     l.interfaces = our_interfaces(dir, state);
     l.pid_files = dir.pid_file_indices();
+    if (auto cgroups = find_cpu_cgroups())
+        l.cgroups = fs::is_directory(cgroup_run_group(*cgroups, dir.path()), ec);
     return l;
 }
 
@@ -131,6 +134,24 @@ TeardownReport tear_down(const RunDir& dir, const Output& out) {
         for (const auto& n : removed)
             list += (list.empty() ? "" : ", ") + n;
         out.item("removed interfaces " + list);
+    }
+
+    // The QEMUs are gone: their CPU cgroups can go (found from the state and
+    // by scanning <cpu root>/partlink/<run-id>, so also after a killed launcher).
+    if (auto cgroups = find_cpu_cgroups()) {
+        std::vector<std::string> errors;
+        auto gone = remove_run_cgroups(dir.path(), state, *cgroups, errors);
+        report.cgroups_removed = static_cast<int>(gone.size());
+        if (!gone.empty()) {
+            std::string list;
+            for (const auto& g : gone)
+                list += (list.empty() ? "" : ", ") + g.string();
+            out.item("removed cgroups " + list);
+        }
+        for (const auto& e : errors) {
+            report.errors.push_back(e);
+            out.warn(e);
+        }
     }
 
     std::error_code ec;

@@ -16,11 +16,13 @@ struct TeardownReport {
     int qemus_stopped = 0;
     int daemons_stopped = 0; // partlinkd
     int interfaces_removed = 0;
+    int cgroups_removed = 0;
     bool state_removed = false;
     std::vector<std::string> errors;
 
     bool did_anything() const {
-        return qemus_stopped || daemons_stopped || interfaces_removed || state_removed;
+        return qemus_stopped || daemons_stopped || interfaces_removed || cgroups_removed ||
+               state_removed;
     }
 };
 
@@ -31,10 +33,11 @@ struct Leftovers {
     std::vector<pid_t> live_daemons;     // partlinkd
     std::vector<std::string> interfaces; // on the host, ours by name
     std::vector<int> pid_files;
+    bool cgroups = false; // <cpu root>/partlink/<run-id> exists
 
     bool any() const {
         return state_file || !live_qemus.empty() || !live_daemons.empty() || !interfaces.empty() ||
-               !pid_files.empty();
+               !pid_files.empty() || cgroups;
     }
 };
 Leftovers find_leftovers(const RunDir& dir);

@@ -5,6 +5,8 @@
 
 #include "accel_probe.hpp"
 #include "boot.hpp"
+#include "capacity/policy.hpp"
+#include "cgroups.hpp"
 #include "net_setup.hpp"
 #include "partlinkd_control.hpp"
 #include "ports.hpp"
@@ -164,6 +166,8 @@ void bring_up(const UpOptions& opts, const Layout& layout, const RunDir& dir, co
     RunDirLock lock = RunDirLock::acquire_or_fail(dir, RunDirLock::Mode::Exclusive);
     InterruptWatch interrupts;
     refuse_or_clean_up(dir, out);
+    // Cgroups next: without permission, say so before anything boots.
+    CpuControllerPtr cgroups = opts.cgroups ? open_cpu_cgroups() : nullptr;
 
     // Ports first: a port in use is a quicker answer than the KVM probe.
     std::vector<PortReservation> ports = reserve_ports(opts);
@@ -174,6 +178,14 @@ void bring_up(const UpOptions& opts, const Layout& layout, const RunDir& dir, co
     InterruptWatch::check();
 
     RunState state = initial_state(opts, accel, dir, ports);
+    if (cgroups) {
+        try {
+            plan_cgroups(state, *cgroups, capacity::host_cpu_count());
+        } catch (const capacity::PolicyError& e) {
+            throw Error(std::string(e.what()) +
+                        "; or run `partlink up --no-cgroups` without CPU capacity control");
+        }
+    }
     dir.save_state(state);
 
     // Declared outside the try block so that the QEMUs are still ours (and
@@ -196,10 +208,20 @@ void bring_up(const UpOptions& opts, const Layout& layout, const RunDir& dir, co
                  std::to_string(opts.cpus) + " CPU" + (opts.cpus == 1 ? "" : "s") + " each) in " +
                  dir.path().string());
 
+        if (cgroups) {
+            create_cgroups(state, *cgroups);
+            const auto& first = *state.partitions.front().cgroup;
+            out.info("cpu cgroups (" + std::string(capacity::to_string(cgroups->version())) +
+                     ") under " + state.cgroup_run->string() + ": " +
+                     cgroups->cap(first.path).describe() +
+                     " each, the default policy's equal "
+                     "share");
+        }
         for (auto& p : state.partitions) {
             InterruptWatch::check();
-            booting.push_back(spawn_partition(
-                state, p, ports[static_cast<std::size_t>(p.index - 1)], layout, dir, out));
+            booting.push_back(spawn_partition(state, p,
+                                              ports[static_cast<std::size_t>(p.index - 1)], layout,
+                                              dir, out, cgroups.get()));
         }
 
         wait_until_up(booting, layout, dir, opts.timeout, out);

@@ -47,6 +47,15 @@ fs::path CpuControllerV1::create_group(const fs::path& relative) {
 void CpuControllerV1::move_pid(const fs::path& group, pid_t pid) {
     const auto dir = under_root(group);
     const auto task_dir = proc_root() / std::to_string(pid) / "task";
+    // cgroup.procs moves the whole thread group at once.  The kernel
+    // refuses it for a process that cannot be moved as a whole (and a fake
+    // tree does not act on it), so the pass over its threads below follows
+    // either way: writing a thread already in the group is a no-op.
+    if (const int err =
+            try_write_control(dir / "cgroup.procs", std::to_string(pid), WriteMode::append);
+        err == ESRCH)
+        throw CgroupError("cannot move process " + std::to_string(pid) + " into " + dir.string() +
+                          ": it does not exist");
     // v1 moves one thread per write to `tasks`.  A thread not yet moved may
     // create another meanwhile (QEMU starts vCPU threads lazily), so repeat
     // until a pass finds no thread we have not moved.

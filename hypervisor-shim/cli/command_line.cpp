@@ -174,6 +174,9 @@ A --fabric-config file, as partlinkd reads it:
         ->type_name("BASE");
     add_string(up, "--timeout", p.up.timeout, "SECONDS",
                "Fail if a guest does not answer ssh within this time (default 180)");
+    up->add_flag("--no-cgroups", p.up.no_cgroups,
+                 "Do not place each partition's QEMU in its own CPU cgroup (default: an equal "
+                 "share of the host's CPUs each, cgroup v2 or v1; `up` fails if it cannot)");
 
     CLI::App* start = app.add_subcommand(
         "start",
