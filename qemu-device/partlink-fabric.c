@@ -48,7 +48,9 @@ bool partlink_port_lock(struct partlink_fabric_port *port, bool sender)
     struct timespec deadline;
     int ret;
 
-    if (sender) {
+    /* Uncontended, the common case: no clock read, no wait. */
+    ret = pthread_mutex_trylock(m);
+    if (ret == EBUSY && sender) {
         clock_gettime(CLOCK_MONOTONIC, &deadline);
         deadline.tv_nsec += PARTLINK_LOCK_WAIT_NS;
         if (deadline.tv_nsec >= NANOSECONDS_PER_SECOND) {
@@ -56,7 +58,7 @@ bool partlink_port_lock(struct partlink_fabric_port *port, bool sender)
             deadline.tv_nsec -= NANOSECONDS_PER_SECOND;
         }
         ret = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &deadline);
-    } else {
+    } else if (ret == EBUSY) {
         ret = pthread_mutex_lock(m);
     }
 

@@ -287,10 +287,10 @@ static uint16_t partlink_deliver(PartlinkState *s, const PartlinkPacket *p,
      * on this port again for a while, so that a stuck holder costs this
      * vCPU one wait, not one per packet.
      */
-    if (qemu_clock_get_ns(QEMU_CLOCK_REALTIME) < peer->busy_until ||
+    if ((peer->busy_until &&
+         qemu_clock_get_ns(QEMU_CLOCK_REALTIME) < peer->busy_until) ||
         !partlink_port_lock(port, true)) {
-        if (!peer->busy_until ||
-            qemu_clock_get_ns(QEMU_CLOCK_REALTIME) >= peer->busy_until) {
+        if (!peer->busy_until) {
             peer->busy_until = qemu_clock_get_ns(QEMU_CLOCK_REALTIME) +
                                PARTLINK_BUSY_BACKOFF_NS;
         }
@@ -384,7 +384,7 @@ static uint16_t partlink_route(PartlinkState *s, const PartlinkPacket *p)
     uint16_t st = PARTLINK_ST_NO_ROUTE;
     unsigned i;
 
-    if (!partlink_fabric_owns_slot(s)) {
+    if (!s->registered) {
         return PARTLINK_ST_LINK_DOWN;
     }
     if (!(p->eth[0] & 1)) {
@@ -479,6 +479,8 @@ void partlink_tx_kick(PartlinkState *s)
     if (!(s->status & PARTLINK_STATUS_DRIVER_OK) || !s->tx_ring) {
         return;
     }
+    /* Once per kick, not per packet: is our fabric slot still ours? */
+    partlink_fabric_owns_slot(s);
     while (budget && partlink_tx_gather(s, &p)) {
         uint16_t st = partlink_tx_check(s, &p);
         unsigned i;
