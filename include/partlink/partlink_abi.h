@@ -18,6 +18,7 @@
 #ifndef PARTLINK_ABI_H
 #define PARTLINK_ABI_H
 
+#include <linux/ioctl.h>
 #include <linux/types.h>
 
 /*
@@ -58,7 +59,10 @@
 #define PARTLINK_REG_LINK		0x06c	/* RO: PARTLINK_LINK_* */
 #define PARTLINK_REG_MAX_PACKET		0x070	/* RO: largest frame, bytes */
 #define PARTLINK_REG_COUNTERS		0x100	/* RO: 64-bit counters */
-#define PARTLINK_REG_MBOX		0x200	/* reserved: mailbox */
+#define PARTLINK_REG_MBOX_REQUEST	0x200	/* RW: struct partlink_mbox_request */
+#define PARTLINK_REG_MBOX_ANSWER	0x280	/* RO: struct partlink_mbox_answer */
+#define PARTLINK_REG_MBOX_SEND		0x2f0	/* WO: PARTLINK_MBOX_SEND */
+#define PARTLINK_REG_MBOX_STATUS	0x2f4	/* RO: PARTLINK_MBOX_* state */
 
 /* "PLNK" read as a little-endian 32-bit value */
 #define PARTLINK_MAGIC			0x4b4e4c50
@@ -95,7 +99,96 @@
 /* MSI-X vectors */
 #define PARTLINK_VEC_RX			0
 #define PARTLINK_VEC_LINK		1
-#define PARTLINK_NR_VECTORS		2
+#define PARTLINK_VEC_MBOX		2	/* an answer is in MBOX_ANSWER */
+#define PARTLINK_NR_VECTORS		3
+
+/*
+ * The hypervisor mailbox: one request at a time from the guest to
+ * partlinkd, for workload management.  The driver writes a request into
+ * MBOX_REQUEST (32-bit stores), PARTLINK_MBOX_SEND into MBOX_SEND, and
+ * waits until MBOX_STATUS reads DONE (the MBOX vector fires then); the
+ * answer is in MBOX_ANSWER.  The device forwards the request's bytes as
+ * they are: partlinkd validates every field and knows the sender from
+ * the port the device registered, never from the request.
+ */
+#define PARTLINK_MBOX_SEND		1
+
+/* partition names, here and in the fabric: NUL-padded, not terminated */
+#define PARTLINK_NAME_LEN		16
+
+/* MBOX_STATUS */
+#define PARTLINK_MBOX_IDLE		0	/* nothing sent since reset */
+#define PARTLINK_MBOX_BUSY		1	/* request sent, no answer yet */
+#define PARTLINK_MBOX_DONE		2	/* MBOX_ANSWER holds the answer */
+
+/* The device answers UNAVAILABLE itself when partlinkd is silent this long */
+#define PARTLINK_MBOX_TIMEOUT_MS	5000
+
+/* Request operations */
+#define PARTLINK_MBOX_OP_SET_CPU	1	/* target's CPU cap := value */
+#define PARTLINK_MBOX_OP_SET_MEMORY	2	/* target's balloon := value */
+#define PARTLINK_MBOX_OP_REPORT		3	/* the manager's chart of target */
+
+/* value of SET_CPU, and the chart fields of REPORT, are in millionths */
+#define PARTLINK_MBOX_MICRO		1000000
+/* a REPORT field the manager has no value for */
+#define PARTLINK_MBOX_UNDEFINED		((__s64)(-0x7fffffffffffffffLL - 1))
+
+/* REPORT chart_state */
+#define PARTLINK_CHART_WARMING_UP	0
+#define PARTLINK_CHART_IN_CONTROL	1
+#define PARTLINK_CHART_LOW		2	/* velocity below its trend */
+#define PARTLINK_CHART_HIGH		3	/* velocity above its trend */
+
+struct partlink_mbox_request {
+	__le32 op;		/* PARTLINK_MBOX_OP_* */
+	__le32 flags;		/* must be zero */
+	char target[PARTLINK_NAME_LEN];	/* partition, NUL-padded */
+	/* SET_CPU: the donor to take from; empty: the others share it */
+	char donor[PARTLINK_NAME_LEN];
+	__le64 value;		/* signed: SET_CPU micro-CPUs, SET_MEMORY MiB */
+	/* REPORT only, signed millionths; PARTLINK_MBOX_UNDEFINED if none */
+	__le64 velocity;	/* S, the slope of T(C) */
+	__le64 trend;		/* S's trend */
+	__le64 ewma;		/* the chart's EWMA of S - trend */
+	__le64 lower_limit;	/* its control limits */
+	__le64 upper_limit;
+	__le64 cpu;		/* the partition's CPU busy fraction C */
+	__le32 chart_state;	/* PARTLINK_CHART_* */
+	__le32 reserved;	/* must be zero */
+	__u8 pad[24];		/* must be zero */
+};
+
+#define PARTLINK_MBOX_REQUEST_SIZE	128
+
+/* Answer results */
+#define PARTLINK_MBOX_APPLIED		0	/* done as asked */
+#define PARTLINK_MBOX_CLAMPED		1	/* done, to the nearest allowed */
+#define PARTLINK_MBOX_REFUSED		2	/* not allowed or malformed */
+#define PARTLINK_MBOX_FAILED		3	/* allowed, could not be applied */
+#define PARTLINK_MBOX_UNAVAILABLE	4	/* no hypervisor answered */
+
+struct partlink_mbox_answer {
+	__le32 result;		/* PARTLINK_MBOX_APPLIED .. UNAVAILABLE */
+	__le32 reserved;
+	__le64 value;		/* signed: the target's setting now, as in value */
+	char reason[96];	/* NUL-terminated, for people */
+};
+
+#define PARTLINK_MBOX_ANSWER_SIZE	112
+
+/*
+ * /dev/partlink-hv: the driver's mailbox for user space.  One ioctl
+ * sends a request and waits for the answer.
+ */
+struct partlink_hv_exchange {
+	struct partlink_mbox_request request;	/* in */
+	struct partlink_mbox_answer answer;	/* out */
+};
+
+#define PARTLINK_HV_IOC_MAGIC		'P'
+#define PARTLINK_HV_EXCHANGE		_IOWR(PARTLINK_HV_IOC_MAGIC, 1, \
+					      struct partlink_hv_exchange)
 
 /* Rings */
 #define PARTLINK_RING_MIN		16
@@ -184,7 +277,6 @@ struct partlink_desc {
 #define PARTLINK_FABRIC_MAGIC		0x42464c50	/* "PLFB" */
 #define PARTLINK_FABRIC_VERSION		1
 #define PARTLINK_FABRIC_PORTS		64
-#define PARTLINK_NAME_LEN		16
 #define PARTLINK_LOCK_SIZE		64
 
 /* Port state in the fabric segment */
@@ -247,6 +339,8 @@ struct partlink_fabric {
 #define PARTLINK_MSG_REFUSE		3	/* daemon -> device, then close */
 #define PARTLINK_MSG_PEER_UP		4	/* daemon -> device */
 #define PARTLINK_MSG_PEER_DOWN		5	/* daemon -> device */
+#define PARTLINK_MSG_MBOX_REQUEST	6	/* device -> daemon */
+#define PARTLINK_MSG_MBOX_ANSWER	7	/* daemon -> device */
 
 #define PARTLINK_MSG_MAX_LEN		4096
 #define PARTLINK_MAX_REGIONS		8
@@ -302,6 +396,22 @@ struct partlink_msg_refuse {
 struct partlink_msg_peer_down {
 	__u32 port;
 	__u32 epoch;
+};
+
+/*
+ * MBOX_REQUEST carries the guest's request bytes unchecked; MBOX_ANSWER
+ * the answer to the request with the same seq (a stale seq is dropped).
+ */
+struct partlink_msg_mbox_request {
+	__u32 seq;
+	__u32 pad;
+	struct partlink_mbox_request request;
+};
+
+struct partlink_msg_mbox_answer {
+	__u32 seq;
+	__u32 pad;
+	struct partlink_mbox_answer answer;
 };
 
 #endif /* PARTLINK_ABI_H */
