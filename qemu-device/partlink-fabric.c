@@ -271,6 +271,39 @@ static void partlink_send_hello(PartlinkState *s)
     trace_partlink_fabric_hello(s->port_id, s->ram.nr);
 }
 
+/*
+ * Forward a mailbox request to partlinkd.  Only a registered device may:
+ * partlinkd knows the sender by the port it registered.
+ */
+bool partlink_fabric_mbox_request(PartlinkState *s, uint32_t seq,
+                                  const uint8_t *request, Error **errp)
+{
+    struct {
+        struct partlink_msg hdr;
+        struct partlink_msg_mbox_request req;
+    } QEMU_PACKED msg = {
+        .hdr.type = PARTLINK_MSG_MBOX_REQUEST,
+        .hdr.len = sizeof(msg.req),
+        .req.seq = seq,
+    };
+
+    if (!partlink_fabric_owns_slot(s)) {
+        error_setg(errp, "the device is not on the fabric");
+        return false;
+    }
+    if (!qemu_chr_fe_backend_open(&s->chr)) {
+        error_setg(errp, "partlinkd is not connected");
+        return false;
+    }
+    memcpy(&msg.req.request, request, sizeof(msg.req.request));
+    if (qemu_chr_fe_write_all(&s->chr, (uint8_t *)&msg, sizeof(msg)) !=
+        sizeof(msg)) {
+        error_setg(errp, "cannot send the request to partlinkd");
+        return false;
+    }
+    return true;
+}
+
 static void partlink_maybe_hello(PartlinkState *s)
 {
     if (s->machine_ready && qemu_chr_fe_backend_open(&s->chr)) {
@@ -437,6 +470,17 @@ static bool partlink_on_message(PartlinkState *s, uint32_t type,
         }
         return true;
     }
+    case PARTLINK_MSG_MBOX_ANSWER: {
+        struct partlink_msg_mbox_answer a;
+
+        if (len != sizeof(a)) {
+            error_setg(errp, "malformed MBOX_ANSWER");
+            return false;
+        }
+        memcpy(&a, payload, sizeof(a));
+        partlink_mbox_answer(s, a.seq, &a.answer);
+        return true;
+    }
     case PARTLINK_MSG_REFUSE: {
         char reason[sizeof(struct partlink_msg_refuse)] = "";
 
@@ -517,6 +561,8 @@ static void partlink_chr_event(void *opaque, QEMUChrEvent event)
         partlink_close_fds(s->pending_fds, s->nr_pending_fds);
         s->nr_pending_fds = 0;
         trace_partlink_fabric_closed(s->port_id);
+        /* partlinkd forgets the request in flight: nobody will answer it. */
+        partlink_mbox_disconnected(s);
         break;
     default:
         break;

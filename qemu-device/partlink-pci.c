@@ -51,8 +51,8 @@ void partlink_link_changed(PartlinkState *s)
     }
 }
 
-static void partlink_bad_access(PartlinkState *s, hwaddr addr, unsigned size,
-                                const char *why)
+void partlink_bad_access(PartlinkState *s, hwaddr addr, unsigned size,
+                         const char *why)
 {
     s->bad_access++;
     trace_partlink_bad_access(addr, size, why);
@@ -142,6 +142,11 @@ static uint64_t partlink_reg_read(void *opaque, hwaddr addr, unsigned size)
         }
         break;
     }
+    case PARTLINK_REG_MBOX_REQUEST ... PARTLINK_REG_MBOX_STATUS + 3:
+        if (!partlink_mbox_read(s, addr, &val)) {
+            partlink_bad_access(s, addr, size, "read of write-only register");
+        }
+        break;
     default:
         partlink_bad_access(s, addr, size, "read of unknown register");
         val = 0;
@@ -165,6 +170,7 @@ static void partlink_reset_state(PartlinkState *s)
     s->rx_ring_size = 0;
     s->rx_published = false;
     s->rx_head_saved = false;
+    partlink_mbox_reset(s);
     /* From here on no peer writes into this guest's RAM. */
     partlink_fabric_publish_rx(s);
 }
@@ -340,6 +346,9 @@ static void partlink_reg_write(void *opaque, hwaddr addr, uint64_t val,
     case PARTLINK_REG_IRQ_CTRL:
         partlink_write_irq_ctrl(s, addr, size, val);
         break;
+    case PARTLINK_REG_MBOX_REQUEST ... PARTLINK_REG_MBOX_STATUS + 3:
+        partlink_mbox_write(s, addr, size, val);
+        break;
     default:
         if (partlink_write_ring(s, addr, size, val)) {
             break;
@@ -437,6 +446,7 @@ static void partlink_realize(PCIDevice *pdev, Error **errp)
                                 errp)) {
         goto fail_blocker;
     }
+    partlink_mbox_realize(s);
     partlink_fabric_realize(s, errp);
     if (*errp) {
         goto fail_msix;
@@ -448,6 +458,7 @@ static void partlink_realize(PCIDevice *pdev, Error **errp)
 
 fail_msix:
     partlink_fabric_unrealize(s);
+    partlink_mbox_unrealize(s);
     msix_uninit_exclusive_bar(pdev);
 fail_blocker:
     migrate_del_blocker(&s->migration_blocker);
@@ -459,6 +470,7 @@ static void partlink_exit(PCIDevice *pdev)
 
     partlink_reset_state(s);
     partlink_fabric_unrealize(s);
+    partlink_mbox_unrealize(s);
     msix_uninit_exclusive_bar(pdev);
     migrate_del_blocker(&s->migration_blocker);
 }

@@ -5,6 +5,7 @@
  *   partlink-ram.c     guest RAM layouts and bounds-checked translation
  *   partlink-fabric.c  the fabric protocol with partlinkd, peers
  *   partlink-tx.c      the data path: TX ring, routing, the one copy
+ *   partlink-mbox.c    the hypervisor mailbox
  *
  * Copyright (c) 2026 The partlink developers
  *
@@ -20,6 +21,7 @@
 #include "net/net.h"
 #include "qemu/event_notifier.h"
 #include "qemu/notify.h"
+#include "qemu/timer.h"
 #include "qom/object.h"
 
 #include "partlink/partlink_abi.h"
@@ -58,6 +60,15 @@ typedef struct PartlinkPeer {
     PartlinkMapping maps[PARTLINK_MAX_REGIONS];
 } PartlinkPeer;
 
+/* The hypervisor mailbox: one request in flight to partlinkd. */
+typedef struct PartlinkMbox {
+    uint32_t status;            /* PARTLINK_MBOX_IDLE, _BUSY or _DONE */
+    uint32_t seq;               /* of the last request sent; never reset */
+    QEMUTimer *timer;           /* partlinkd's time to answer */
+    uint8_t request[PARTLINK_MBOX_REQUEST_SIZE];
+    uint8_t answer[PARTLINK_MBOX_ANSWER_SIZE];
+} PartlinkMbox;
+
 struct PartlinkState {
     PCIDevice parent_obj;
 
@@ -86,6 +97,7 @@ struct PartlinkState {
     bool rx_head_saved;         /* rx_head below comes from an old fabric */
     uint32_t rx_head;
     uint32_t counter_hi_latch;
+    PartlinkMbox mbox;
 
     /*
      * Counters live in this port's slot of the fabric segment, where
@@ -119,6 +131,8 @@ struct PartlinkState {
 /* partlink-pci.c */
 void partlink_count(PartlinkState *s, unsigned counter, uint64_t n);
 void partlink_link_changed(PartlinkState *s);
+void partlink_bad_access(PartlinkState *s, hwaddr addr, unsigned size,
+                         const char *why);
 
 /* partlink-ram.c */
 void *partlink_ram_translate(const PartlinkRamLayout *layout, uint64_t gpa,
@@ -143,8 +157,21 @@ bool partlink_fabric_owns_slot(PartlinkState *s);
 void partlink_port_unlock(struct partlink_fabric_port *port);
 void partlink_drop_peer(PartlinkState *s, uint32_t port);
 unsigned partlink_nr_peers(PartlinkState *s);
+bool partlink_fabric_mbox_request(PartlinkState *s, uint32_t seq,
+                                  const uint8_t *request, Error **errp);
 
 /* partlink-tx.c */
 void partlink_tx_kick(PartlinkState *s);
+
+/* partlink-mbox.c */
+void partlink_mbox_realize(PartlinkState *s);
+void partlink_mbox_unrealize(PartlinkState *s);
+void partlink_mbox_reset(PartlinkState *s);
+bool partlink_mbox_read(PartlinkState *s, hwaddr addr, uint64_t *val);
+void partlink_mbox_write(PartlinkState *s, hwaddr addr, unsigned size,
+                         uint64_t val);
+void partlink_mbox_answer(PartlinkState *s, uint32_t seq,
+                          const struct partlink_mbox_answer *answer);
+void partlink_mbox_disconnected(PartlinkState *s);
 
 #endif
