@@ -4,8 +4,8 @@
  *
  * Private definitions shared by the parts of the driver: the PCI part
  * (partlink_main.c), the network interface and its TX ring
- * (partlink_netdev.c), the RX ring and NAPI (partlink_rx.c) and ethtool
- * (partlink_ethtool.c).
+ * (partlink_netdev.c), the RX ring and NAPI (partlink_rx.c), ethtool
+ * (partlink_ethtool.c) and the hypervisor mailbox (partlink_hv.c).
  */
 #ifndef PARTLINK_H
 #define PARTLINK_H
@@ -150,6 +150,8 @@ struct partlink_rx_ring {
 	u64_stats_t stats[PARTLINK_RXS_NR];
 };
 
+struct partlink_hv;
+
 struct partlink_dev {
 	struct net_device *netdev;
 	struct pci_dev *pdev;
@@ -173,6 +175,9 @@ struct partlink_dev {
 	spinlock_t ctr_lock;	/* the device latches one counter at a time */
 
 	char irq_name[PARTLINK_NR_VECTORS][IFNAMSIZ + 8];
+
+	/* /dev/partlink-hv, if this adapter owns it; set at probe */
+	struct partlink_hv *hv;
 };
 
 static inline u32 partlink_rd(struct partlink_dev *pl, unsigned int reg)
@@ -229,5 +234,10 @@ void partlink_refill_work(struct work_struct *work);
 
 /* partlink_ethtool.c */
 void partlink_set_ethtool_ops(struct net_device *netdev);
+
+/* partlink_hv.c */
+int partlink_hv_probe(struct partlink_dev *pl);
+void partlink_hv_remove(struct partlink_dev *pl);
+void partlink_hv_reset(struct partlink_hv *hv);
 
 #endif /* PARTLINK_H */

@@ -6,7 +6,8 @@
  * another partition's memory.  This is the PCI part of the driver: it
  * finds the device, checks that it speaks our ABI, sets up MSI-X, takes
  * the device through the status handshake and follows the fabric link.
- * The network interface is in partlink_netdev.c and partlink_rx.c.
+ * The network interface is in partlink_netdev.c and partlink_rx.c, the
+ * hypervisor mailbox (/dev/partlink-hv) in partlink_hv.c.
  *
  * The register layout is in <partlink/partlink_abi.h>, shared with the
  * device model; docs/spec.md describes it.
@@ -23,13 +24,16 @@
 
 /*
  * Reset the device.  Once the register write has reached it, the device
- * and every peer have stopped touching our rings and buffers.
+ * and every peer have stopped touching our rings and buffers.  The reset
+ * also empties the mailbox and drops an answer still to come.
  */
 void partlink_reset(struct partlink_dev *pl)
 {
 	partlink_wr(pl, PARTLINK_REG_STATUS, 0);
 	/* Read back so that the reset has reached the device on return. */
 	partlink_rd(pl, PARTLINK_REG_STATUS);
+	if (pl->hv)
+		partlink_hv_reset(pl->hv);
 }
 
 /* Write a new device status and check that the device accepted it. */
@@ -255,6 +259,11 @@ static int partlink_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		goto err_failed;
 	}
 
+	/* The mailbox works whether or not the interface is up. */
+	err = partlink_hv_probe(pl);
+	if (err)
+		goto err_free_vectors;
+
 	netif_napi_add(netdev, &pl->napi, partlink_poll);
 	partlink_netdev_setup(pl);
 	partlink_set_ethtool_ops(netdev);
@@ -264,7 +273,7 @@ static int partlink_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (err) {
 		dev_err(dev, "cannot register the network interface: %d\n",
 			err);
-		goto err_free_vectors;
+		goto err_hv;
 	}
 
 	netdev_info(netdev, "partlink ABI %u, port %u, MAC %pM, features %#x, frames up to %u bytes\n",
@@ -272,6 +281,8 @@ static int partlink_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		    pl->features, pl->max_packet);
 	return 0;
 
+err_hv:
+	partlink_hv_remove(pl);
 err_free_vectors:
 	pci_free_irq_vectors(pdev);
 err_failed:
@@ -287,6 +298,8 @@ static void partlink_remove(struct pci_dev *pdev)
 
 	/* Closes the interface: the device is reset, the rings freed. */
 	unregister_netdev(pl->netdev);
+	/* Waits for a mailbox exchange in flight; open files get ENODEV. */
+	partlink_hv_remove(pl);
 	partlink_reset(pl);
 	pci_free_irq_vectors(pdev);
 	free_netdev(pl->netdev);
