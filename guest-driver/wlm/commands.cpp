@@ -15,6 +15,7 @@
 #include <variant>
 
 #include "exit_status.hpp"
+#include "mailbox.hpp"
 #include "manager.hpp"
 #include "monitor.hpp"
 #include "net.hpp"
@@ -59,6 +60,18 @@ std::unique_ptr<HypervisorChannel> open_channel(bool dry_run, const std::string&
     if (dry_run)
         return std::make_unique<DryRunChannel>();
     return std::make_unique<DeviceChannel>(device);
+}
+
+// With --dry-run, the device (if it opens) still gets the chart reports:
+// they change nothing on the host. Null when there is no device.
+std::unique_ptr<HypervisorChannel> open_report_channel(const std::string& device,
+                                                       std::string& why_not) {
+    try {
+        return std::make_unique<DeviceChannel>(device);
+    } catch (const Error& e) {
+        why_not = e.what();
+        return nullptr;
+    }
 }
 
 std::map<std::string, double> parse_caps(const std::vector<std::string>& specs) {
@@ -179,12 +192,18 @@ int run_manager(const ManagerOptions& o) {
                         ": check the directory exists and is writable");
     }
     const auto channel = open_channel(o.dry_run, o.device);
-    Manager manager(config, *channel);
+    std::string no_reports;
+    const auto report_device = o.dry_run ? open_report_channel(o.device, no_reports) : nullptr;
+    HypervisorChannel* reports = o.dry_run ? report_device.get() : channel.get();
+    Manager manager(config, *channel, reports);
     const auto socket = UdpSocket::bind(local);
     const StopSignals stop;
     std::cout << "plwlm manager: listening on " << socket.local().str() << ", deciding every "
               << o.interval << " s, directives " << (o.dry_run ? "not sent (dry run)" : "to ")
-              << (o.dry_run ? "" : o.device) << std::endl;
+              << (o.dry_run ? "" : o.device) << ", charts "
+              << (reports ? "reported to " + o.device : "not reported") << std::endl;
+    if (!reports)
+        std::cerr << "plwlm manager: charts not reported: " << no_reports << std::endl;
 
     const double start = mono_now();
     const double end =
@@ -227,20 +246,104 @@ int run_manager(const ManagerOptions& o) {
             break;
     }
     std::cout << "plwlm manager: stopped; reports accepted " << manager.counters().accepted()
-              << ", rejected " << manager.counters().rejected() << std::endl;
+              << ", rejected " << manager.counters().rejected();
+    if (reports) {
+        const auto& d = manager.report_delivery();
+        std::cout << "; chart reports to the hypervisor sent " << d.sent << ", failed " << d.failed
+                  << ", skipped " << d.skipped;
+    }
+    std::cout << std::endl;
     return kExitOk;
 }
 
-int run_request(const RequestOptions& o) {
-    const Directive directive{o.partition, o.cpu, std::nullopt};
-    validate(directive);
-    const auto channel = open_channel(o.dry_run, o.device);
-    const auto answer = channel->send(directive);
-    std::cout << to_string(answer.outcome) << ": " << directive.target << " cpu " << answer.value;
+namespace {
+
+int exit_status(Outcome outcome) {
+    switch (outcome) {
+    case Outcome::applied:
+    case Outcome::clamped:
+    case Outcome::dry_run:
+        return kExitOk;
+    case Outcome::refused:
+    case Outcome::failed:
+        return kExitFailure;
+    case Outcome::unavailable:
+        return kExitUnavailable;
+    }
+    return kExitFailure;
+}
+
+// `request --raw FILE`: a developer's probe of the hypervisor's checks.
+int run_raw_request(const RequestOptions& o) {
+    if (o.dry_run)
+        throw UsageError("request: --raw sends bytes to the device; it has no dry run");
+    std::ifstream in(o.raw_file, std::ios::binary);
+    if (!in)
+        throw UsageError("request: cannot read " + o.raw_file);
+    MailboxRequest bytes{};
+    in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    if (in.gcount() != static_cast<std::streamsize>(bytes.size()) || in.peek() != EOF)
+        throw UsageError("request: " + o.raw_file + " must hold exactly " +
+                         std::to_string(bytes.size()) + " bytes (struct partlink_mbox_request)");
+    DeviceChannel channel(o.device);
+    const auto answer = channel.send_raw(bytes);
+    std::cout << to_string(answer.outcome) << ": raw request";
     if (!answer.reason.empty())
         std::cout << " (" << answer.reason << ")";
     std::cout << std::endl;
-    return accepted(answer) ? kExitOk : kExitFailure;
+    return exit_status(answer.outcome);
+}
+
+} // namespace
+
+int run_request(const RequestOptions& o) {
+    if (!o.raw_file.empty()) {
+        if (o.cpu || o.memory || o.donor || !o.partition.empty())
+            throw UsageError("request: --raw goes alone");
+        return run_raw_request(o);
+    }
+    if (o.partition.empty())
+        throw UsageError("request: --partition NAME is required");
+    if (o.no_check && (!o.cpu || o.dry_run))
+        throw UsageError("request: --no-check goes with --cpu, to the device");
+    if (o.cpu.has_value() == o.memory.has_value())
+        throw UsageError("request: give exactly one of --cpu CPUS and --memory MIB");
+    if (o.donor && !o.cpu)
+        throw UsageError("request: --donor goes with --cpu only");
+    std::optional<Directive> cpu;
+    std::optional<MemoryDirective> memory;
+    // Encoded before anything is opened: a request the mailbox cannot carry
+    // is a usage error, with or without the device.
+    if (o.cpu) {
+        cpu = Directive{o.partition, *o.cpu, o.donor};
+        if (o.no_check)
+            encode_unchecked(*cpu);
+        else
+            encode(*cpu);
+    } else {
+        memory = MemoryDirective{o.partition, *o.memory};
+        encode(*memory);
+    }
+    const auto answer = [&] {
+        if (o.no_check)
+            return DeviceChannel(o.device).send_unchecked(*cpu);
+        const auto channel = open_channel(o.dry_run, o.device);
+        return cpu ? channel->send(*cpu) : channel->send_memory(*memory);
+    }();
+
+    // One line: result, the target's setting now, the hypervisor's reason.
+    std::cout << to_string(answer.outcome) << ": " << o.partition;
+    if (cpu) {
+        std::cout << " cpu " << answer.value;
+        if (cpu->donor)
+            std::cout << " donor " << *cpu->donor;
+    } else {
+        std::cout << " memory " << static_cast<std::int64_t>(answer.value) << " MiB";
+    }
+    if (!answer.reason.empty())
+        std::cout << " (" << answer.reason << ")";
+    std::cout << std::endl;
+    return exit_status(answer.outcome);
 }
 
 } // namespace plwlm

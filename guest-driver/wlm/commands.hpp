@@ -3,6 +3,8 @@
 // turns the command line into these options.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,7 +40,12 @@ struct ManagerOptions {
 
 struct RequestOptions {
     std::string partition;
-    double cpu = 0;
+    // Exactly one of cpu (SET_CPU) and memory (SET_MEMORY).
+    std::optional<double> cpu;
+    std::optional<std::int64_t> memory; // MiB
+    std::optional<std::string> donor;   // with cpu only
+    bool no_check = false;              // send a cap plwlm would refuse
+    std::string raw_file;               // send these 128 bytes instead
     bool dry_run = false;
     std::string device = std::string(kDevicePath);
 };

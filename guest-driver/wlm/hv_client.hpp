@@ -1,18 +1,22 @@
-// The manager's line to the hypervisor: a capacity directive out, an answer
-// back.
+// The manager's line to the hypervisor: a capacity directive or a chart
+// report out, an answer back.
 //
 // The real channel is /dev/partlink-hv, a misc device of partlink.ko that
-// carries directives over the adapter's mailbox (issue 3). Its wire format
-// belongs to that issue; this file only fixes the interface and what happens
-// when the device is not there.
+// carries requests over the adapter's mailbox (docs/spec.md, section 15).
+// mailbox.hpp encodes and decodes the mailbox's bytes; this file is the
+// interface and the device's open and ioctl.
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <iosfwd>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "control_chart.hpp"
 #include "exit_status.hpp"
+#include "partlink/partlink_abi.h"
 #include "unique_fd.hpp"
 
 namespace plwlm {
@@ -20,6 +24,8 @@ namespace plwlm {
 inline constexpr std::string_view kDevicePath = "/dev/partlink-hv";
 // A cap beyond this is no directive but a typo or a forgery.
 inline constexpr double kMaxDirectiveCpus = 1024;
+// Likewise a memory size beyond this (16 TiB), in MiB.
+inline constexpr std::int64_t kMaxDirectiveMib = std::int64_t{1} << 24;
 
 struct Directive {
     std::string target; // partition whose cap is set
@@ -29,16 +35,39 @@ struct Directive {
     std::optional<std::string> donor;
 };
 
-// Throws UsageError naming the bad field.
-void validate(const Directive& directive);
+// A partition's memory (its balloon target), `plwlm request --memory`.
+struct MemoryDirective {
+    std::string target;
+    std::int64_t mib = 0;
+};
 
-enum class Outcome { applied, clamped, refused, dry_run };
+// The manager's chart of one partition, for `partlink status` and `partlink
+// wlm chart` on the host. An empty field is one the manager has no value for.
+struct ChartReport {
+    std::string target;
+    std::optional<double> velocity;    // S
+    std::optional<double> trend;       // S's trend
+    std::optional<double> ewma;        // the chart's EWMA of S - trend
+    std::optional<double> lower_limit; // its control limits
+    std::optional<double> upper_limit;
+    std::optional<double> cpu; // C, the busy fraction
+    ChartState state = ChartState::warming_up;
+};
+
+// Throw UsageError naming the bad field.
+void validate(const Directive& directive);
+void validate(const MemoryDirective& directive);
+
+// The hypervisor's results (spec section 15), and dry-run.
+enum class Outcome { applied, clamped, refused, failed, unavailable, dry_run };
 std::string_view to_string(Outcome outcome) noexcept;
 
 struct Answer {
     Outcome outcome = Outcome::refused;
-    std::string reason; // why clamped or refused; may be empty otherwise
-    double value = 0;   // the target's cap now (or, dry run, the one asked for)
+    std::string reason; // why clamped, refused or failed; may be empty otherwise
+    // The target's setting now: CPUs for a directive (dry run: the cap asked
+    // for), MiB for a memory directive, 0 for a report.
+    double value = 0;
 };
 
 // applied, clamped and dry-run did what was asked or the nearest allowed.
@@ -47,9 +76,14 @@ bool accepted(const Answer& answer) noexcept;
 class HypervisorChannel {
 public:
     virtual ~HypervisorChannel() = default;
-    // Sends one directive and waits for the hypervisor's answer. Throws
-    // plwlm::Error when the channel itself fails.
+    // Each sends one request and waits for the hypervisor's answer. They throw
+    // plwlm::Error when the channel itself fails, UsageError when the request
+    // cannot be expressed (a bad value, a name the mailbox cannot carry).
     virtual Answer send(const Directive& directive) = 0;
+    // A channel that carries no memory directives or reports throws Error
+    // with kExitUnavailable.
+    virtual Answer send_memory(const MemoryDirective& directive);
+    virtual Answer report(const ChartReport& report);
     virtual std::string_view name() const noexcept = 0;
 };
 
@@ -59,6 +93,9 @@ public:
     // `log` may be null: the caller reports the answer itself.
     explicit DryRunChannel(std::ostream* log = nullptr);
     Answer send(const Directive& directive) override;
+    Answer send_memory(const MemoryDirective& directive) override;
+    // Reports are not logged: there is one per partition and interval.
+    Answer report(const ChartReport& report) override;
     std::string_view name() const noexcept override { return "dry-run"; }
 
 private:
@@ -66,12 +103,22 @@ private:
 };
 
 // The device. Opening it when partlink.ko (with its mailbox) is not loaded
-// fails with kExitUnavailable and says so.
+// fails with kExitUnavailable and says so. An exchange that the driver
+// cannot complete (no answer in time, the adapter gone, a device that is not
+// a mailbox) is Error with kExitUnavailable; an answer that breaks the
+// protocol is Error with kExitFailure.
 class DeviceChannel final : public HypervisorChannel {
 public:
     explicit DeviceChannel(std::string path = std::string(kDevicePath));
     Answer send(const Directive& directive) override;
+    Answer send_memory(const MemoryDirective& directive) override;
+    Answer report(const ChartReport& report) override;
+    // 128 bytes as they are, for testing the hypervisor's checks; the
+    // answer is read as that of the op the bytes name (SET_CPU if none).
+    Answer send_raw(const std::array<std::uint8_t, PARTLINK_MBOX_REQUEST_SIZE>& request);
+    Answer send_unchecked(const Directive& directive);
     std::string_view name() const noexcept override { return "device"; }
+    const std::string& path() const noexcept { return path_; }
 
 private:
     std::string path_;

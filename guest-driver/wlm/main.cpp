@@ -2,13 +2,17 @@
 //
 //   plwlm monitor --to HOST:PORT [--interval S] [--partition NAME] [--iface IF]
 //   plwlm manager --listen [ADDR:]PORT [--interval S] [--dry-run] [--log FILE]
-//   plwlm request --partition NAME --cpu CPUS
+//   plwlm request --partition NAME (--cpu CPUS [--donor NAME] [--no-check] | --memory MIB)
+//   plwlm request --raw FILE
+//   plwlm serve --listen [ADDR:]PORT [--work N] [--max-connections M] [--duration S] [-v]
+//   plwlm load --to HOST:PORT [--connections K] [--duration S] [--rate R] [--json]
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
 #include "exit_status.hpp"
+#include "workload.hpp"
 
 int main(int argc, char** argv) {
     using namespace plwlm;
@@ -66,13 +70,60 @@ int main(int argc, char** argv) {
 
     RequestOptions req;
     auto* request =
-        app.add_subcommand("request", "ask the hypervisor for a CPU cap; print its answer");
-    request->add_option("--partition", req.partition, "the partition whose cap to set")->required();
-    request->add_option("--cpu", req.cpu, "the cap, in CPUs (e.g. 0.5)")->required();
+        app.add_subcommand("request", "ask the hypervisor for a CPU cap or a memory size; print "
+                                      "its answer");
+    request->add_option("--partition", req.partition, "the partition whose setting to change");
+    auto* req_cpu = request->add_option("--cpu", req.cpu, "its CPU cap, in CPUs (e.g. 0.5)");
+    auto* req_memory = request->add_option("--memory", req.memory, "its memory, in MiB (e.g. 512)");
+    req_cpu->excludes(req_memory);
+    request
+        ->add_option("--donor", req.donor,
+                     "with --cpu: the partition to take an increase from (default: the others)")
+        ->needs(req_cpu);
+    request->add_flag("--no-check", req.no_check,
+                      "with --cpu: send even a cap plwlm refuses (zero, negative, absurd), to see "
+                      "the hypervisor refuse it");
+    request
+        ->add_option("--raw", req.raw_file,
+                     "send FILE's 128 bytes as the request, unchecked (a driver developer's "
+                     "probe)")
+        ->type_name("FILE");
     request->add_flag("--dry-run", req.dry_run, "validate and print, send nothing");
     request->add_option("--device", req.device, "the hypervisor channel")->capture_default_str();
-    request->footer("Exit status: 0 applied or clamped, 1 refused, 2 bad usage, 3 no hypervisor "
-                    "channel.");
+    request->footer("Exit status: 0 applied or clamped, 1 refused or failed, 2 bad usage, 3 no "
+                    "hypervisor (no device, or it did not answer).");
+
+    ServeOptions srv;
+    auto* serve = app.add_subcommand(
+        "serve", "demo workload: a TCP server doing fixed CPU work per request line");
+    serve->add_option("--listen", srv.listen, "[ADDR:]PORT to accept connections on")->required();
+    serve->add_option("--work", srv.work, "rounds of work per request (about 0.5 us each)")
+        ->check(CLI::Range(0u, kMaxWork))
+        ->capture_default_str();
+    serve->add_option("--max-connections", srv.max_connections, "connections served at once")
+        ->check(CLI::Range(1, 4096))
+        ->capture_default_str();
+    serve->add_option("--duration", srv.duration, "stop after this many seconds (0: never)")
+        ->check(CLI::NonNegativeNumber);
+    serve->add_flag("--verbose,-v", srv.verbose, "print requests served every second");
+
+    LoadOptions ld;
+    auto* load = app.add_subcommand(
+        "load", "demo workload: keep a `plwlm serve` busy, print requests served per second");
+    load->add_option("--to", ld.to, "the server, HOST:PORT (numeric IPv4)")->required();
+    load->add_option("--connections", ld.connections, "connections, each one request at a time")
+        ->check(CLI::Range(1, 1024))
+        ->capture_default_str();
+    load->add_option("--duration", ld.duration, "stop after this many seconds (0: never)")
+        ->check(CLI::NonNegativeNumber);
+    load->add_option("--rate", ld.rate, "requests/s over all connections (0: as fast as served)")
+        ->check(CLI::Range(0.0, 1e7))
+        ->capture_default_str();
+    load->add_option("--timeout", ld.timeout, "seconds to wait for a connect or an answer")
+        ->check(CLI::Range(0.01, 3600.0))
+        ->capture_default_str();
+    load->add_flag("--json", ld.json, "JSON lines: {time, served, errors} and a summary");
+    load->footer("Exit status: 0 if any request was served, 1 if none, 2 bad usage.");
 
     try {
         app.parse(argc, argv);
@@ -86,6 +137,10 @@ int main(int argc, char** argv) {
             return run_monitor(mon);
         if (*manager)
             return run_manager(mgr);
+        if (*serve)
+            return run_serve(srv);
+        if (*load)
+            return run_load(ld);
         return run_request(req);
     } catch (const Error& e) {
         std::cerr << "plwlm: " << e.what() << std::endl;

@@ -25,6 +25,20 @@ std::string fixed(double v, int digits = 2) {
     return s.str();
 }
 
+ChartReport chart_report(const std::string& name, const Manager::Partition& p) {
+    ChartReport r;
+    r.target = name;
+    r.velocity = p.last.s;
+    r.trend = p.last.s_trend;
+    if (p.chart.center())
+        r.ewma = p.chart.ewma();
+    r.lower_limit = p.chart.lower_limit();
+    r.upper_limit = p.chart.upper_limit();
+    r.cpu = p.last.c;
+    r.state = p.chart.state();
+    return r;
+}
+
 double deviation(const ControlChart& chart, const Report& last) {
     const auto centre = chart.center();
     if (!centre || !last.s_trend)
@@ -34,9 +48,10 @@ double deviation(const ControlChart& chart, const Report& last) {
 
 } // namespace
 
-Manager::Manager(ManagerConfig config, HypervisorChannel& channel)
+Manager::Manager(ManagerConfig config, HypervisorChannel& channel, HypervisorChannel* reports)
     : config_(std::move(config))
     , channel_(channel)
+    , reports_(reports)
     , decider_(config_.decider) {
     if (!(config_.interval > 0) || !std::isfinite(config_.interval))
         throw UsageError("the interval must be a positive number of seconds");
@@ -122,6 +137,51 @@ void Manager::apply(const Shift& shift, const Answer& answer) {
     donor.chart.rearm();
 }
 
+void Manager::send_reports(TickResult& result) {
+    if (!reports_ || partitions_.empty())
+        return;
+    const long interval = decider_.interval();
+    if (interval < reports_resume_at_) {
+        delivery_.skipped += partitions_.size();
+        return;
+    }
+    for (const auto& [name, p] : partitions_) {
+        std::string error;
+        bool channel_failed = false;
+        try {
+            const auto answer = reports_->report(chart_report(name, p));
+            if (accepted(answer)) {
+                ++delivery_.sent;
+                ++result.reports_sent;
+                continue;
+            }
+            error = std::string(to_string(answer.outcome)) +
+                    (answer.reason.empty() ? "" : ": " + answer.reason);
+            channel_failed = true;
+        } catch (const UsageError& e) {
+            // This partition cannot be reported (its name is too long for the
+            // mailbox); the others can.
+            error = e.what();
+        } catch (const std::exception& e) {
+            error = e.what();
+            channel_failed = true;
+        }
+        ++delivery_.failed;
+        ++result.reports_failed;
+        result.report_error = name + ": " + error;
+        delivery_.last_error = result.report_error;
+        if (channel_failed) {
+            // The rest of this interval's reports would most likely fail the
+            // same way, each after the device's timeout: pause.
+            report_backoff_ =
+                report_backoff_ == 0 ? 1 : std::min(2 * report_backoff_, kMaxReportBackoff);
+            reports_resume_at_ = interval + 1 + report_backoff_;
+            return;
+        }
+    }
+    report_backoff_ = 0;
+}
+
 TickResult Manager::tick(double now, double wall) {
     TickResult result;
     const auto status = statuses(now);
@@ -137,6 +197,8 @@ TickResult Manager::tick(double now, double wall) {
             result.error = e.what();
         }
     }
+
+    send_reports(result);
 
     std::ostringstream line;
     line << "[" << decider_.interval() << "] " << result.decision.reason;
@@ -177,6 +239,9 @@ TickResult Manager::tick(double now, double wall) {
     }
     if (status.empty())
         line << " | no reports yet";
+    if (result.reports_failed > 0)
+        line << " | chart reports to the hypervisor: " << result.reports_failed << " failed ("
+             << result.report_error << ")";
     result.line = line.str();
 
     json log = {
@@ -204,6 +269,11 @@ TickResult Manager::tick(double now, double wall) {
                          {"value", result.answer->value}};
     if (!result.error.empty())
         log["error"] = result.error;
+    if (reports_)
+        log["hv_reports"] = {{"sent", delivery_.sent},
+                             {"failed", delivery_.failed},
+                             {"skipped", delivery_.skipped},
+                             {"last_error", delivery_.last_error}};
     result.log = std::move(log);
     return result;
 }

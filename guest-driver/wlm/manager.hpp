@@ -1,7 +1,8 @@
 // The manager's bookkeeping: the reports it accepted, one control chart per
 // partition, the caps it believes each partition has, and what to do with
-// the decider's verdict. No sockets and no clock here: callers pass times in,
-// so tests can replay a scripted run.
+// the decider's verdict; each interval it also reports every partition's
+// chart to the hypervisor. No sockets and no clock here: callers pass times
+// in, so tests can replay a scripted run.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +23,9 @@ namespace plwlm {
 // More partition names than this are refused: each costs memory and a column
 // in every log line, and names are chosen by whoever sends a datagram.
 inline constexpr std::size_t kMaxPartitions = 64;
+// After a chart report fails, reports pause for 1, 2, 4 ... up to this many
+// intervals: a silent hypervisor costs PARTLINK_MBOX_TIMEOUT_MS per report.
+inline constexpr long kMaxReportBackoff = 32;
 
 struct ManagerConfig {
     ChartConfig chart;
@@ -41,15 +45,30 @@ struct TickResult {
     Decision decision;
     std::optional<Directive> directive;
     std::optional<Answer> answer;
-    std::string error;  // the channel failed (the directive was not delivered)
-    std::string line;   // one line for people
-    nlohmann::json log; // one JSON-lines record
+    std::string error; // the channel failed (the directive was not delivered)
+    // Chart reports to the hypervisor this interval.
+    std::size_t reports_sent = 0;
+    std::size_t reports_failed = 0;
+    std::string report_error; // the last failure, "vm2: ..."
+    std::string line;         // one line for people
+    nlohmann::json log;       // one JSON-lines record
+};
+
+// Chart reports to the hypervisor since the start.
+struct ReportDelivery {
+    std::uint64_t sent = 0;    // answered applied
+    std::uint64_t failed = 0;  // not delivered, or not applied
+    std::uint64_t skipped = 0; // not sent: backing off after a failure
+    std::string last_error;
 };
 
 class Manager {
 public:
-    // `channel` must outlive the manager.
-    Manager(ManagerConfig config, HypervisorChannel& channel);
+    // `channel` and `reports` must outlive the manager. Directives go to
+    // `channel`; every tick reports each partition's chart to `reports`, if
+    // not null (with --dry-run it is the device if that opened, while
+    // `channel` is the dry run).
+    Manager(ManagerConfig config, HypervisorChannel& channel, HypervisorChannel* reports = nullptr);
 
     // A well-formed report, received at monotonic time `now` (seconds). A
     // new partition beyond kMaxPartitions is counted as rejected instead.
@@ -62,6 +81,7 @@ public:
 
     const ReportCounters& counters() const noexcept { return counters_; }
     std::uint64_t out_of_order() const noexcept { return out_of_order_; }
+    const ReportDelivery& report_delivery() const noexcept { return delivery_; }
 
     struct Partition {
         ControlChart chart;
@@ -76,14 +96,19 @@ public:
 private:
     std::vector<PartitionStatus> statuses(double now) const;
     void apply(const Shift& shift, const Answer& answer);
+    void send_reports(TickResult& result);
 
     ManagerConfig config_;
     HypervisorChannel& channel_;
+    HypervisorChannel* reports_;
     Decider decider_;
     std::map<std::string, Partition> partitions_;
     ReportCounters counters_;
     std::uint64_t out_of_order_ = 0;
     std::string last_rejection_;
+    ReportDelivery delivery_;
+    long report_backoff_ = 0;    // intervals paused after the last failure
+    long reports_resume_at_ = 0; // first interval to report in again
 };
 
 } // namespace plwlm

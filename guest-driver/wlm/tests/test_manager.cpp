@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "mailbox.hpp"
 #include "manager.hpp"
 #include "monitor.hpp"
 
@@ -198,6 +199,186 @@ TEST(Manager, RejectionsAreCountedInTheLog) {
     const auto t = m.tick(1, 1);
     EXPECT_EQ(t.log["reports"]["rejected"], 1);
     EXPECT_EQ(t.log["reports"]["last_rejection"], "bad-json: not valid JSON");
+}
+
+// ---------------------------------------------------------------------------
+// Chart reports to the hypervisor, through a fake mailbox: every report is
+// encoded as the device would carry it and decoded back.
+
+class FakeMailbox final : public HypervisorChannel {
+public:
+    std::vector<RequestFields> reports;
+    std::vector<Directive> directives;
+    // Each report answers with the next of these (then APPLIED); "throw"
+    // makes the channel fail.
+    std::deque<std::string> script;
+
+    Answer send(const Directive& d) override {
+        directives.push_back(d);
+        return decode(encode_answer(PARTLINK_MBOX_APPLIED, cpus_to_micro(d.cpu), ""),
+                      MailboxOp::set_cpu);
+    }
+    Answer report(const ChartReport& r) override {
+        reports.push_back(decode_request(encode(r)));
+        std::string next = "applied";
+        if (!script.empty()) {
+            next = script.front();
+            script.pop_front();
+        }
+        if (next == "throw")
+            throw Error("/dev/partlink-hv: the device never answered", kExitUnavailable);
+        const auto code = next == "refused"       ? PARTLINK_MBOX_REFUSED
+                          : next == "unavailable" ? PARTLINK_MBOX_UNAVAILABLE
+                                                  : PARTLINK_MBOX_APPLIED;
+        return decode(encode_answer(code, 0, next == "refused" ? "not the WLM partition" : ""),
+                      MailboxOp::report);
+    }
+    std::string_view name() const noexcept override { return "fake-mailbox"; }
+};
+
+TEST(ManagerReports, NoReportChannelNoReports) {
+    FakeMailbox mb;
+    Manager m({}, mb);
+    m.on_report(report("vm2", 0, 1, 1.0, 1.0), 0);
+    const auto t = m.tick(1, 1001);
+    EXPECT_TRUE(mb.reports.empty());
+    EXPECT_FALSE(t.log.contains("hv_reports"));
+}
+
+TEST(ManagerReports, EveryPartitionEveryTick) {
+    FakeMailbox mb;
+    Manager m({}, mb, &mb);
+    EXPECT_TRUE(mb.reports.empty());
+    m.tick(0, 1000); // no partitions yet: nothing to report
+    EXPECT_TRUE(mb.reports.empty());
+
+    std::uint64_t seq = 0;
+    double now = 0;
+    m.on_report(report("vm3", 0, 1000, std::nullopt, std::nullopt, 0.25), 0);
+    warm_up(m, "vm2", seq, now, 0.5);
+    const auto t = m.tick(now, 1000 + now);
+    ASSERT_EQ(mb.reports.size(), 2u);
+    EXPECT_EQ(t.reports_sent, 2u);
+    EXPECT_EQ(t.reports_failed, 0u);
+
+    // In name order. vm2 is warm: every field has a value.
+    const auto& r2 = mb.reports[0];
+    const auto& p2 = m.partitions().at("vm2");
+    EXPECT_EQ(r2.op, static_cast<std::uint32_t>(PARTLINK_MBOX_OP_REPORT));
+    EXPECT_EQ(r2.target, "vm2");
+    EXPECT_EQ(r2.velocity, chart_micro(p2.last.s));
+    EXPECT_EQ(r2.trend, 1000000);
+    EXPECT_EQ(r2.ewma, chart_micro(p2.chart.ewma()));
+    EXPECT_EQ(r2.lower_limit, chart_micro(p2.chart.lower_limit()));
+    EXPECT_EQ(r2.upper_limit, chart_micro(p2.chart.upper_limit()));
+    EXPECT_LT(r2.lower_limit, r2.upper_limit);
+    EXPECT_EQ(r2.cpu, 500000);
+    EXPECT_EQ(r2.chart_state, static_cast<std::uint32_t>(PARTLINK_CHART_IN_CONTROL));
+
+    // vm3 has no S yet and its chart is warming up.
+    const auto& r3 = mb.reports[1];
+    EXPECT_EQ(r3.target, "vm3");
+    EXPECT_EQ(r3.velocity, PARTLINK_MBOX_UNDEFINED);
+    EXPECT_EQ(r3.trend, PARTLINK_MBOX_UNDEFINED);
+    EXPECT_EQ(r3.ewma, PARTLINK_MBOX_UNDEFINED);
+    EXPECT_EQ(r3.lower_limit, PARTLINK_MBOX_UNDEFINED);
+    EXPECT_EQ(r3.upper_limit, PARTLINK_MBOX_UNDEFINED);
+    EXPECT_EQ(r3.cpu, 250000);
+    EXPECT_EQ(r3.chart_state, static_cast<std::uint32_t>(PARTLINK_CHART_WARMING_UP));
+
+    EXPECT_EQ(t.log["hv_reports"]["sent"], 2);
+    EXPECT_EQ(t.log["hv_reports"]["failed"], 0);
+    EXPECT_EQ(t.line.find("chart reports"), std::string::npos) << t.line;
+
+    m.tick(now + 1, 1001 + now);
+    EXPECT_EQ(mb.reports.size(), 4u);
+    EXPECT_EQ(m.report_delivery().sent, 4u);
+}
+
+TEST(ManagerReports, DirectivesStillGoOutAndReportsFollowThem) {
+    FakeMailbox mb;
+    Manager m({}, mb, &mb);
+    const auto t = drive_to_directive(m);
+    ASSERT_TRUE(t);
+    ASSERT_EQ(mb.directives.size(), 1u);
+    ASSERT_TRUE(t->answer);
+    EXPECT_EQ(t->answer->outcome, Outcome::applied);
+    EXPECT_DOUBLE_EQ(t->answer->value, 1.25);
+    // This tick's reports show the charts re-armed by the directive.
+    ASSERT_GE(mb.reports.size(), 2u);
+    const auto& last = mb.reports[mb.reports.size() - 2];
+    EXPECT_EQ(last.target, "vm2");
+    EXPECT_EQ(last.chart_state, static_cast<std::uint32_t>(PARTLINK_CHART_IN_CONTROL));
+}
+
+TEST(ManagerReports, FailuresAreCountedLoggedAndBackedOff) {
+    FakeMailbox mb;
+    DryRunChannel directives; // --dry-run with the device present
+    Manager m({}, directives, &mb);
+    m.on_report(report("vm2", 0, 1000, 1.0, 1.0), 0);
+    m.on_report(report("vm3", 0, 1000, 1.0, 1.0), 0);
+
+    mb.script = {"throw"};
+    auto t = m.tick(1, 1001); // interval 1: fails at vm2, vm3 not tried
+    EXPECT_EQ(mb.reports.size(), 1u);
+    EXPECT_EQ(t.reports_failed, 1u);
+    EXPECT_EQ(t.reports_sent, 0u);
+    EXPECT_NE(t.line.find("chart reports to the hypervisor: 1 failed (vm2: /dev/partlink-hv: the "
+                          "device never answered)"),
+              std::string::npos)
+        << t.line;
+    EXPECT_EQ(t.log["hv_reports"]["failed"], 1);
+    EXPECT_EQ(t.log["hv_reports"]["last_error"],
+              "vm2: /dev/partlink-hv: the device never answered");
+
+    t = m.tick(2, 1002); // interval 2: paused
+    EXPECT_EQ(mb.reports.size(), 1u);
+    EXPECT_EQ(m.report_delivery().skipped, 2u);
+    EXPECT_EQ(t.line.find("chart reports"), std::string::npos);
+
+    mb.script = {"applied", "unavailable"};
+    m.tick(3, 1003); // interval 3: vm2 fine, vm3 unavailable; pause 2 now
+    EXPECT_EQ(mb.reports.size(), 3u);
+    EXPECT_EQ(m.report_delivery().failed, 2u);
+    EXPECT_EQ(m.report_delivery().last_error, "vm3: unavailable");
+    m.tick(4, 1004);
+    m.tick(5, 1005);
+    EXPECT_EQ(mb.reports.size(), 3u);
+    EXPECT_EQ(m.report_delivery().skipped, 6u);
+
+    mb.script = {"refused"};
+    t = m.tick(6, 1006); // refused counts as failed too
+    EXPECT_EQ(mb.reports.size(), 4u);
+    EXPECT_EQ(m.report_delivery().last_error, "vm2: refused: not the WLM partition");
+    for (int i = 7; i <= 10; ++i)
+        m.tick(i, 1000 + i); // paused 4
+    EXPECT_EQ(mb.reports.size(), 4u);
+
+    t = m.tick(11, 1011); // back, and the pause resets
+    EXPECT_EQ(mb.reports.size(), 6u);
+    EXPECT_EQ(t.reports_sent, 2u);
+    mb.script = {"throw"};
+    m.tick(12, 1012);
+    m.tick(13, 1013);
+    m.tick(14, 1014);
+    EXPECT_EQ(mb.reports.size(), 9u); // paused only one interval again
+    EXPECT_EQ(m.report_delivery().sent, 2u + 1u + 2u);
+    EXPECT_EQ(m.report_delivery().failed, 4u);
+}
+
+TEST(ManagerReports, ANameTheMailboxCannotCarryDoesNotStopTheOthers) {
+    FakeMailbox mb;
+    Manager m({}, mb, &mb);
+    const std::string long_name = "partition-name-of-30-characters";
+    m.on_report(report(long_name, 0, 1000), 0);
+    m.on_report(report("vm2", 0, 1000), 0);
+    const auto t = m.tick(1, 1001);
+    ASSERT_EQ(mb.reports.size(), 1u);
+    EXPECT_EQ(mb.reports[0].target, "vm2");
+    EXPECT_EQ(t.reports_failed, 1u);
+    EXPECT_NE(t.report_error.find("at most 16"), std::string::npos) << t.report_error;
+    m.tick(2, 1002); // no pause: the channel is fine
+    EXPECT_EQ(mb.reports.size(), 2u);
 }
 
 // ---------------------------------------------------------------------------
