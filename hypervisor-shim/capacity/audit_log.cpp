@@ -168,9 +168,12 @@ nlohmann::ordered_json to_json(const AuditRecord& record) {
                         {"window_ms", record.verification->window_ms},
                         {"partitions", std::move(partitions)}};
     }
+    ordered directive = {{"target", record.target}, {"cpu", cpu_value(record.cpu)}};
+    if (record.donor)
+        directive["donor"] = *record.donor;
     return ordered{{"time", format_iso8601(record.time)},
                    {"from", record.from},
-                   {"directive", {{"target", record.target}, {"cpu", cpu_value(record.cpu)}}},
+                   {"directive", std::move(directive)},
                    {"result", to_string(record.result)},
                    {"reason", record.reason},
                    {"changes", std::move(changes)},
@@ -186,6 +189,9 @@ AuditRecord audit_record_from_json(const json& item) {
     record.from = item.at("from").get<std::string>();
     record.target = item.at("directive").at("target").get<std::string>();
     record.cpu = cpu_from(item.at("directive").at("cpu"));
+    if (const auto donor = item.at("directive").find("donor");
+        donor != item.at("directive").end())
+        record.donor = donor->get<std::string>();
     record.result = result_from(item.at("result").get<std::string>());
     record.reason = item.value("reason", std::string());
     for (const auto& change : item.at("changes"))

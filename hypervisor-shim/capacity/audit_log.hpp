@@ -56,6 +56,7 @@ struct AuditRecord {
     std::string from;
     std::string target;
     double cpu = 0; // as asked, which may be NaN or infinite
+    std::optional<std::string> donor;
     AuditResult result = AuditResult::refused;
     std::string reason;
     // Caps before and after the directive; for `failed`, what was planned,

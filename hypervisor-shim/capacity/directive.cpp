@@ -150,6 +150,16 @@ DirectiveOutcome CapacityPool::evaluate(const Directive& d) const {
                           number_text(kAbsurdCpus) + " CPUs)",
                       *this);
 
+    if (d.donor) {
+        if (!policy_.find(*d.donor))
+            return refuse(d,
+                          "unknown donor partition '" + printable(*d.donor) +
+                              "' (known: " + known_partitions(policy_) + ")",
+                          *this);
+        if (*d.donor == target->name)
+            return refuse(d, "the donor must be another partition than the target", *this);
+    }
+
     std::vector<std::string> notes;
     const auto requested = CpuAmount::from_cpus(d.cpu);
     const auto wanted = std::clamp(requested, target->min, target->max);
@@ -167,7 +177,7 @@ DirectiveOutcome CapacityPool::evaluate(const Directive& d) const {
     std::vector<const PartitionPolicy*> others;
     std::vector<std::int64_t> capacity;
     for (const auto& p : policy_.partitions) {
-        if (p.name == target->name)
+        if (p.name == target->name || (d.donor && p.name != *d.donor))
             continue;
         const auto c = cap(p.name);
         others.push_back(&p);
@@ -178,10 +188,11 @@ DirectiveOutcome CapacityPool::evaluate(const Directive& d) const {
         std::accumulate(capacity.begin(), capacity.end(), std::int64_t{0});
     const std::int64_t moved = std::min(std::abs(delta), available);
     if (moved < std::abs(delta))
-        notes.push_back(delta > 0 ? "the others can give only " + cpus_text({moved}) +
-                                        " without going below their minimum"
-                                  : "the others can take only " + cpus_text({moved}) +
-                                        " without going above their maximum");
+        notes.push_back(
+            (d.donor ? *d.donor : std::string("the others")) +
+            (delta > 0
+                 ? " can give only " + cpus_text({moved}) + " without going below the minimum"
+                 : " can take only " + cpus_text({moved}) + " without going above the maximum"));
 
     DirectiveOutcome outcome;
     outcome.directive = d;
@@ -205,10 +216,31 @@ DirectiveOutcome CapacityPool::evaluate(const Directive& d) const {
     else
         summary = target->name + " " + cpus_text(current) + " -> " + cpus_text(outcome.granted) +
                   (delta > 0 ? ", taken from " : ", given to ") + counterparts;
+    // Why it was clamped first: the guest's answer has room for 95 bytes.
+    std::string reason;
     for (const auto& note : notes)
-        summary += "; " + note;
-    outcome.reason = summary;
+        reason += note + "; ";
+    outcome.reason = reason + summary;
     return outcome;
+}
+
+void CapacityPool::restore(const Caps& caps) {
+    if (caps.size() != policy_.partitions.size())
+        throw std::invalid_argument("restored caps name other partitions than the policy");
+    CpuAmount sum;
+    for (const auto& p : policy_.partitions) {
+        const auto it = caps.find(p.name);
+        if (it == caps.end())
+            throw std::invalid_argument("restored caps lack partition " + p.name);
+        if (it->second < p.min || it->second > p.max)
+            throw std::invalid_argument("restored cap of " + p.name + ", " + cpus_text(it->second) +
+                                        ", is outside its bounds");
+        sum += it->second;
+    }
+    if (sum != policy_.total_entitlement())
+        throw std::invalid_argument("restored caps add up to " + cpus_text(sum) + ", not " +
+                                    cpus_text(policy_.total_entitlement()));
+    caps_ = caps;
 }
 
 void CapacityPool::commit(const DirectiveOutcome& outcome) {

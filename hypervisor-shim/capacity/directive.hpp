@@ -8,17 +8,20 @@
 //   3. clamped to the target's [min, max];
 //   4. turned into a SHIFT that keeps the sum of all caps constant.
 //
-// Donor rule.  An increase of D for the target is taken from every other
-// partition in proportion to its surplus above its minimum (cap - min), so
-// nobody is pushed below its minimum and those with the most to spare give
-// the most.  A decrease gives the freed capacity to the others in proportion
-// to their room below their maximum (max - cap).  If the others cannot give
+// Donor rule.  A directive may name a donor: the increase is taken from it
+// alone (down to its minimum), a decrease is given to it alone (up to its
+// maximum).  Without one, an increase of D for the target is taken from
+// every other partition in proportion to its surplus above its minimum
+// (cap - min), so nobody is pushed below its minimum and those with the
+// most to spare give the most; a decrease gives the freed capacity to the
+// others in proportion to their room below their maximum (max - cap).  If the others cannot give
 // (or take) all of D, the shift is cut to what they can and the directive
 // is reported as clamped.  Amounts are whole units of 1e-5 CPU split by
 // largest remainder, so the total is exact, not approximately constant.
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +41,9 @@ struct Directive {
     std::string from;
     std::string target;
     double cpu = 0; // the cap asked for the target, in CPUs
+    // The one partition the difference comes from (or goes to); none: all
+    // the others share it.
+    std::optional<std::string> donor;
 };
 
 enum class Verdict { applied, clamped, refused };
@@ -83,6 +89,11 @@ public:
     CpuAmount total() const; // the sum of caps, which no directive changes
 
     DirectiveOutcome evaluate(const Directive& directive) const;
+    // Takes over caps held elsewhere (the cgroups, after a daemon restart).
+    // Throws std::invalid_argument unless they name exactly the policy's
+    // partitions, each within its bounds, with the entitlements' total.
+    void restore(const Caps& caps);
+
     // Makes an evaluated outcome the pool's state (after the Enforcer applied
     // it).  Throws if the outcome was evaluated against other caps.
     void commit(const DirectiveOutcome& outcome);

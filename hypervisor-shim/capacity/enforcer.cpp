@@ -48,6 +48,7 @@ AuditRecord Enforcer::enforce(const DirectiveOutcome& outcome) {
     record.from = outcome.directive.from;
     record.target = outcome.directive.target;
     record.cpu = outcome.directive.cpu;
+    record.donor = outcome.directive.donor;
     record.result = audit_result(outcome.verdict);
     record.reason = outcome.reason;
     record.changes = outcome.changes;
@@ -79,8 +80,10 @@ AuditRecord Enforcer::enforce(const DirectiveOutcome& outcome) {
             }
         }
         record.result = AuditResult::failed;
-        record.reason = "could not apply (" + outcome.reason + "): " + e.what() +
-                        (done.empty() ? "" : "; " + rollback);
+        // The cause first: the guest's answer has room for 95 bytes.
+        record.reason = "could not apply: " + std::string(e.what()) +
+                        (done.empty() ? "" : "; " + rollback) + " (planned: " + outcome.reason +
+                        ")";
         return record;
     }
 

@@ -31,6 +31,13 @@ std::optional<unsigned> Broker::port_of(ClientId client) const {
     return it->second;
 }
 
+std::optional<Broker::PortIdentity> Broker::identity_of(ClientId client) const {
+    const auto port = port_of(client);
+    if (!port || !ports_[*port])
+        return std::nullopt;
+    return PortIdentity{*port, ports_[*port]->name, ports_[*port]->flags};
+}
+
 std::vector<int> Broker::fds_of(const Registration& registration) const {
     std::vector<int> fds;
     for (const auto& fd : registration.fds)

@@ -64,6 +64,13 @@ public:
     std::vector<Outgoing> sweep();
 
     std::optional<unsigned> port_of(ClientId client) const;
+    // The name and PARTLINK_PORT_* flags a registered connection holds.
+    struct PortIdentity {
+        unsigned port = 0;
+        std::string name;
+        std::uint32_t flags = 0;
+    };
+    std::optional<PortIdentity> identity_of(ClientId client) const;
     std::size_t registrations() const { return clients_.size(); }
     const Config& config() const { return config_; }
 

@@ -72,6 +72,10 @@ std::string message_name(std::uint32_t type) {
         return "PEER_UP";
     case PARTLINK_MSG_PEER_DOWN:
         return "PEER_DOWN";
+    case PARTLINK_MSG_MBOX_REQUEST:
+        return "MBOX_REQUEST";
+    case PARTLINK_MSG_MBOX_ANSWER:
+        return "MBOX_ANSWER";
     default:
         return "message type " + std::to_string(type);
     }
@@ -98,6 +102,13 @@ Message make_peer_up(const partlink_msg_port& port, std::span<const int> fds) {
 
 Message make_peer_down(std::uint32_t port, std::uint32_t epoch) {
     return make(PARTLINK_MSG_PEER_DOWN, partlink_msg_peer_down{port, epoch});
+}
+
+Message make_mbox_answer(std::uint32_t seq, const partlink_mbox_answer& answer) {
+    partlink_msg_mbox_answer message{};
+    message.seq = seq;
+    message.answer = answer;
+    return make(PARTLINK_MSG_MBOX_ANSWER, message);
 }
 
 std::string refuse_reason(const Received& message) {

@@ -49,6 +49,7 @@ Message make_welcome(const partlink_msg_welcome& welcome, int segment_fd);
 Message make_refuse(std::string_view reason);
 Message make_peer_up(const partlink_msg_port& port, std::span<const int> fds);
 Message make_peer_down(std::uint32_t port, std::uint32_t epoch);
+Message make_mbox_answer(std::uint32_t seq, const partlink_mbox_answer& answer);
 
 // A fixed-size payload, for the daemon's messages (a device's tests and the
 // fake devices of our tests use it).  Throws ProtocolError on a size mismatch.

@@ -12,7 +12,9 @@
 
 #include "config.hpp"
 #include "error.hpp"
+#include "capacity/run_config.hpp"
 #include "hello.hpp"
+#include "mailbox.hpp"
 
 namespace partlink::daemon {
 
@@ -26,6 +28,7 @@ constexpr std::size_t kMaxConnections = 256;
 // A device that does not read its messages is disconnected rather than let
 // the daemon's memory grow.
 constexpr std::size_t kMaxQueued = 1024;
+constexpr std::size_t kMaxMailboxPending = 4;
 
 // Two daemons must not share a segment.  The lock is on an open file
 // description of our own, never one handed to a device, so that it dies
@@ -64,10 +67,34 @@ fabric::Config load_config(const Options& options) {
     return options.config ? fabric::Config::load(*options.config) : fabric::Config();
 }
 
-Daemon::Daemon(const Options& options, fabric::Config config)
+CapacityService load_capacity(const Options& options, const fabric::Config& config) {
+    if (!options.capacity)
+        return CapacityService("capacity management is off: partlinkd runs without --capacity "
+                               "(`partlink up` without --no-cgroups gives it one)");
+    auto run = capacity::load_run_config(*options.capacity);
+    if (config.wlm() != run.policy.privileged)
+        throw Error("the fabric config names " + config.wlm().value_or("no partition") +
+                    " as the WLM partition but the capacity policy names " +
+                    run.policy.privileged + ": make them agree");
+    std::shared_ptr<capacity::CpuController> controller;
+    try {
+        controller = capacity::make_cpu_controller(capacity::detect_cpu_hierarchy());
+        controller->check_access();
+    } catch (const std::exception& e) {
+        throw Error(std::string("cannot enforce capacity directives: ") + e.what() +
+                    " (run partlinkd as root, or without --capacity)");
+    }
+    CapacityService service(std::move(run), std::move(controller));
+    service.set_log(log_line);
+    return service;
+}
+
+Daemon::Daemon(const Options& options, fabric::Config config, CapacityService capacity)
     : segment_(fabric::Segment::open_or_create(options.segment))
     , segment_lock_(lock_segment(options.segment))
     , broker_(segment_, std::move(config), log_line)
+    , capacity_(std::move(capacity))
+    , mailbox_(capacity_, [this](MailboxWorker::Done done) { mailbox_done(std::move(done)); })
     , listener_(options.socket) {
     raise_fd_limit();
     fabric::set_lock_log([](std::string_view message) { log_line(std::string(message)); });
@@ -83,6 +110,9 @@ Daemon::Daemon(const Options& options, fabric::Config config)
     }
     if (const auto& wlm = broker_.config().wlm())
         log_line("WLM partition: " + *wlm);
+    if (capacity_.enabled())
+        log_line(capacity_.start_note() + ", total " +
+                 std::to_string(capacity_.pool()->total().cpus()) + " CPU");
 
     std::signal(SIGPIPE, SIG_IGN);
     accept_watch_.reset(g_unix_fd_add(listener_.fd(), G_IO_IN, on_accept, this));
@@ -232,6 +262,10 @@ void Daemon::read_from(Connection& c) {
 }
 
 void Daemon::handle(Connection& c, fabric::Received message) {
+    if (broker_.port_of(c.id) && message.type == PARTLINK_MSG_MBOX_REQUEST) {
+        mailbox_request(c, message);
+        return;
+    }
     if (broker_.port_of(c.id)) {
         deliver(broker_.refuse(c.id, c.who,
                                "unexpected " + fabric::message_name(message.type) +
@@ -261,6 +295,55 @@ void Daemon::handle(Connection& c, fabric::Received message) {
         // A lock that cannot be recovered, for one.
         deliver(broker_.refuse(c.id, c.who, e.what()));
     }
+    if (const auto identity = broker_.identity_of(c.id); identity && capacity_.enabled()) {
+        MailboxWorker::Job job;
+        job.client = c.id;
+        job.sender = {identity->name, (identity->flags & PARTLINK_PORT_WLM) != 0};
+        job.reapply = true;
+        mailbox_.submit(std::move(job));
+    }
+}
+
+void Daemon::mailbox_request(Connection& c, const fabric::Received& message) {
+    if (message.payload.size() != sizeof(partlink_msg_mbox_request) || !message.fds.empty()) {
+        deliver(broker_.refuse(c.id, c.who,
+                               "MBOX_REQUEST of " + std::to_string(message.payload.size()) +
+                                   " bytes (and " + std::to_string(message.fds.size()) +
+                                   " fds), expected " +
+                                   std::to_string(sizeof(partlink_msg_mbox_request)) +
+                                   " bytes and none"));
+        return;
+    }
+    partlink_msg_mbox_request request;
+    std::memcpy(&request, message.payload.data(), sizeof request);
+    // A device has one request in flight; more are left over from requests
+    // it gave up on.  Beyond a few, the guest is flooding the worker.
+    if (mailbox_.pending(c.id) >= kMaxMailboxPending) {
+        fabric::Outgoing busy{c.id,
+                              fabric::make_mbox_answer(
+                                  request.seq, make_answer(PARTLINK_MBOX_REFUSED, 0,
+                                                           "too many requests in flight")),
+                              false};
+        deliver({std::move(busy)});
+        return;
+    }
+    const auto identity = broker_.identity_of(c.id);
+    MailboxWorker::Job job;
+    job.client = c.id;
+    job.seq = request.seq;
+    job.sender = {identity->name, (identity->flags & PARTLINK_PORT_WLM) != 0};
+    std::memcpy(job.request.data(), &request.request, sizeof request.request);
+    mailbox_.submit(std::move(job));
+}
+
+void Daemon::mailbox_done(MailboxWorker::Done done) {
+    if (!done.log.empty())
+        log_line(done.log);
+    if (done.reapply)
+        return;
+    std::vector<fabric::Outgoing> answer;
+    answer.push_back({done.client, fabric::make_mbox_answer(done.seq, done.answer), false});
+    deliver(std::move(answer)); // dropped if the device went away meanwhile
 }
 
 void Daemon::deliver(std::vector<fabric::Outgoing> messages) {

@@ -12,7 +12,9 @@
 
 #include "broker.hpp"
 #include "glib_handles.hpp"
+#include "capacity_service.hpp"
 #include "listener.hpp"
+#include "mailbox_worker.hpp"
 #include "protocol.hpp"
 #include "segment.hpp"
 
@@ -22,6 +24,9 @@ struct Options {
     std::filesystem::path socket;
     std::filesystem::path segment;
     std::optional<std::filesystem::path> config;
+    // The run's capacity setup (capacity/run_config.hpp); without it every
+    // mailbox directive is refused.
+    std::optional<std::filesystem::path> capacity;
 };
 
 // One line on stderr: "partlinkd: MESSAGE".
@@ -31,11 +36,16 @@ void log_line(const std::string& message);
 // Error naming the file.
 fabric::Config load_config(const Options& options);
 
+// The capacity service of --capacity: the run's config, the host's CPU
+// hierarchy checked for write access.  Without --capacity, a service that
+// refuses every directive, saying why.  Throws Error saying what to do.
+CapacityService load_capacity(const Options& options, const fabric::Config& config);
+
 class Daemon {
 public:
     // Opens (or creates) and locks the segment, frees the ports of devices
     // that died meanwhile, listens.  Throws Error.
-    Daemon(const Options& options, fabric::Config config);
+    Daemon(const Options& options, fabric::Config config, CapacityService capacity);
     ~Daemon();
     Daemon(const Daemon&) = delete;
     Daemon& operator=(const Daemon&) = delete;
@@ -72,6 +82,8 @@ private:
     void accept_all();
     void read_from(Connection& connection);
     void handle(Connection& connection, fabric::Received message);
+    void mailbox_request(Connection& connection, const fabric::Received& message);
+    void mailbox_done(MailboxWorker::Done done);
     void deliver(std::vector<fabric::Outgoing> messages);
     void flush(Connection& connection);
     void close_later(Connection& connection);
@@ -80,6 +92,8 @@ private:
     fabric::Segment segment_;
     UniqueFd segment_lock_;
     fabric::Broker broker_;
+    CapacityService capacity_;
+    MailboxWorker mailbox_; // uses capacity_ on its thread
     Listener listener_;
     MainLoop loop_;
     int signal_ = 0;

@@ -28,6 +28,11 @@ partlink::daemon::Options parse(int argc, char** argv, bool& help) {
     app.add_option("--config", config,
                    "JSON: {\"networks\": {\"blue\": [\"vm1\", \"vm2\"]}, \"wlm\": \"vm1\"}")
         ->type_name("FILE");
+    std::string capacity;
+    app.add_option("--capacity", capacity,
+                   "JSON: the run's capacity policy, cgroups and logs (written by `partlink up`); "
+                   "without it, capacity directives are refused")
+        ->type_name("FILE");
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
@@ -39,6 +44,8 @@ partlink::daemon::Options parse(int argc, char** argv, bool& help) {
     }
     if (!config.empty())
         options.config = config;
+    if (!capacity.empty())
+        options.capacity = capacity;
     return options;
 }
 
@@ -52,7 +59,8 @@ int main(int argc, char** argv) {
             return partlink::kExitOk;
         // The config first: a mistake in it must not leave a segment behind.
         auto config = partlink::daemon::load_config(options);
-        partlink::daemon::Daemon daemon(options, std::move(config));
+        auto capacity = partlink::daemon::load_capacity(options, config);
+        partlink::daemon::Daemon daemon(options, std::move(config), std::move(capacity));
         return daemon.run();
     } catch (const partlink::Error& e) {
         std::cerr << "partlinkd: " << e.what() << '\n';

@@ -65,6 +65,25 @@ TEST(AuditRecordJson, HasEveryField) {
     EXPECT_EQ(json["verification"]["partitions"][0]["usage_approximate"], true);
 }
 
+TEST(AuditRecordJson, DonorOnlyWhenNamed) {
+    auto json = to_json(sample());
+    EXPECT_FALSE(json["directive"].contains("donor"));
+    EXPECT_FALSE(audit_record_from_json(json).donor);
+    auto record = sample();
+    record.donor = "vm3";
+    json = to_json(record);
+    EXPECT_EQ(json["directive"].dump(), R"({"target":"vm2","cpu":1.5,"donor":"vm3"})");
+    EXPECT_EQ(audit_record_from_json(json).donor, "vm3");
+    // Garbage bytes in a donor name do not break the line.
+    record.donor = std::string("v\xff\x01");
+    TempDir tmp;
+    AuditLog log(tmp.path() / "audit.jsonl");
+    log.append(record);
+    const auto contents = read_audit_log(tmp.path() / "audit.jsonl");
+    ASSERT_EQ(contents.records.size(), 1u);
+    EXPECT_TRUE(contents.records[0].donor);
+}
+
 TEST(AuditRecordJson, NonFiniteCpuIsKeptAsText) {
     AuditRecord record = sample("vm2", std::nan(""));
     record.result = AuditResult::refused;

@@ -3,7 +3,10 @@
 // restarted under running devices, refusals, usage errors.
 #include <chrono>
 #include <csignal>
+#include <endian.h>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <poll.h>
 #include <sstream>
 #include <sys/mman.h>
@@ -13,7 +16,11 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
+#include "capacity/audit_log.hpp"
+#include "capacity/cgroup.hpp"
+#include "capacity/chart_log.hpp"
 #include "fake_device.hpp"
 #include "segment.hpp"
 
@@ -130,8 +137,12 @@ public:
             a.push_back("--config");
             a.push_back(dir_ / "partlinkd.json");
         }
+        a.insert(a.end(), extra_args.begin(), extra_args.end());
         return a;
     }
+
+    // More arguments, such as --capacity FILE.
+    std::vector<std::string> extra_args;
 
     // Starts it and waits for "listening on"; the n-th start waits for the
     // n-th such line.
@@ -621,6 +632,404 @@ TEST(Partlinkd, ExitStatusesAndMessages) {
     EXPECT_EQ(run_to_end({"--socket", dir / long_path, "--segment", dir / "g"}, dir / "long.log"),
               2);
     EXPECT_THAT(read_file(dir / "long.log"), HasSubstr("a unix socket path must be"));
+}
+
+// --- The hypervisor mailbox -------------------------------------------------
+
+partlink_mbox_request mbox_request(std::uint32_t op, const std::string& target,
+                                   std::int64_t value = 0, const std::string& donor = "") {
+    partlink_mbox_request r{};
+    r.op = htole32(op);
+    std::strncpy(r.target, target.c_str(), sizeof r.target);
+    std::strncpy(r.donor, donor.c_str(), sizeof r.donor);
+    r.value = htole64(static_cast<std::uint64_t>(value));
+    return r;
+}
+
+partlink_mbox_request chart_report(const std::string& target) {
+    auto r = mbox_request(PARTLINK_MBOX_OP_REPORT, target);
+    r.velocity = htole64(1'120'000);
+    r.trend = htole64(1'300'000);
+    r.ewma = htole64(static_cast<std::uint64_t>(std::int64_t{-200'000}));
+    r.lower_limit = htole64(static_cast<std::uint64_t>(std::int64_t{-150'000}));
+    r.upper_limit = htole64(150'000);
+    r.cpu = htole64(430'000);
+    r.chart_state = htole32(PARTLINK_CHART_LOW);
+    return r;
+}
+
+void send_mbox(FakeDevice& dev, std::uint32_t seq, const partlink_mbox_request& request) {
+    partlink_msg_mbox_request m{};
+    m.seq = seq;
+    m.request = request;
+    Message message;
+    message.type = PARTLINK_MSG_MBOX_REQUEST;
+    message.payload.resize(sizeof m);
+    std::memcpy(message.payload.data(), &m, sizeof m);
+    send_message(dev.sock.get(), message);
+}
+
+struct Answer {
+    std::uint32_t seq = 0;
+    std::uint32_t result = 0;
+    std::int64_t value = 0;
+    std::string reason;
+};
+
+Answer receive_answer(FakeDevice& dev) {
+    const auto m = expect<partlink_msg_mbox_answer>(dev, PARTLINK_MSG_MBOX_ANSWER);
+    EXPECT_EQ(m.pad, 0u);
+    EXPECT_EQ(m.answer.reserved, 0u);
+    return {m.seq, le32toh(m.answer.result), static_cast<std::int64_t>(le64toh(m.answer.value)),
+            std::string(m.answer.reason, strnlen(m.answer.reason, sizeof m.answer.reason))};
+}
+
+// A device registered and welcomed, with the PEER_UPs that follow drained.
+void register_device(FakeDevice& dev, const Daemon& daemon, int peers = 0) {
+    dev.connect(daemon.socket());
+    dev.send_hello();
+    expect<partlink_msg_welcome>(dev, PARTLINK_MSG_WELCOME);
+    for (int i = 0; i < peers; ++i)
+        expect<partlink_msg_port>(dev, PARTLINK_MSG_PEER_UP);
+}
+
+const char* const kWlmConfig = R"({"networks": {"blue": ["vm1", "vm2", "vm3"]}, "wlm": "vm1"})";
+
+TEST(PartlinkdMailbox, WithoutCapacityEveryRequestIsRefusedSayingWhy) {
+    TempDir dir;
+    Daemon daemon(dir, kWlmConfig);
+    daemon.start();
+    FakeDevice vm1(0, "vm1");
+    register_device(vm1, daemon);
+    send_mbox(vm1, 41, mbox_request(PARTLINK_MBOX_OP_SET_CPU, "vm2", 1'000'000));
+    auto answer = receive_answer(vm1);
+    EXPECT_EQ(answer.seq, 41u);
+    EXPECT_EQ(answer.result, static_cast<std::uint32_t>(PARTLINK_MBOX_REFUSED));
+    EXPECT_EQ(answer.value, 0);
+    EXPECT_THAT(answer.reason, HasSubstr("capacity management is off"));
+    send_mbox(vm1, 42, chart_report("vm2"));
+    answer = receive_answer(vm1);
+    EXPECT_EQ(answer.seq, 42u);
+    EXPECT_EQ(answer.result, static_cast<std::uint32_t>(PARTLINK_MBOX_REFUSED));
+    daemon.wait_for_log("vm1: mailbox request refused: capacity management is off");
+    // The connection stays up.
+    send_mbox(vm1, 43, mbox_request(PARTLINK_MBOX_OP_SET_MEMORY, "vm2", 512));
+    EXPECT_EQ(receive_answer(vm1).seq, 43u);
+}
+
+TEST(PartlinkdMailbox, AMalformedMboxRequestClosesTheConnection) {
+    TempDir dir;
+    Daemon daemon(dir, kWlmConfig);
+    daemon.start();
+
+    // Before HELLO.
+    FakeDevice early(0, "vm1");
+    early.connect(daemon.socket());
+    send_mbox(early, 1, mbox_request(PARTLINK_MBOX_OP_SET_CPU, "vm2", 1'000'000));
+    EXPECT_EQ(refused(early), "expected HELLO, got MBOX_REQUEST");
+    EXPECT_TRUE(closed_by_daemon(early));
+
+    // The port is free again once the daemon logged it down.
+    const std::string down = "vm1 (port 0, pid " + std::to_string(::getpid()) + ") down";
+    int downs = 0;
+    for (const std::size_t size :
+         {std::size_t{0}, std::size_t{8}, sizeof(partlink_msg_mbox_request) - 1,
+          sizeof(partlink_msg_mbox_request) + 1}) {
+        FakeDevice vm1(0, "vm1");
+        register_device(vm1, daemon);
+        Message message;
+        message.type = PARTLINK_MSG_MBOX_REQUEST;
+        message.payload.assign(size, 0);
+        send_message(vm1.sock.get(), message);
+        EXPECT_EQ(refused(vm1), "MBOX_REQUEST of " + std::to_string(size) +
+                                    " bytes (and 0 fds), expected 136 bytes and none");
+        EXPECT_TRUE(closed_by_daemon(vm1));
+        daemon.wait_for_log(down, ++downs);
+    }
+
+    // With an fd.
+    FakeDevice vm1(0, "vm1");
+    register_device(vm1, daemon);
+    partlink_msg_mbox_request m{};
+    m.request = mbox_request(PARTLINK_MBOX_OP_SET_CPU, "vm2", 1'000'000);
+    Message message;
+    message.type = PARTLINK_MSG_MBOX_REQUEST;
+    message.payload.resize(sizeof m);
+    std::memcpy(message.payload.data(), &m, sizeof m);
+    message.fds = {vm1.doorbell.get()};
+    send_message(vm1.sock.get(), message);
+    EXPECT_THAT(refused(vm1), HasSubstr("(and 1 fds)"));
+    EXPECT_TRUE(closed_by_daemon(vm1));
+    daemon.wait_for_log(down, ++downs);
+
+    // An MBOX_ANSWER from a device is not for the daemon.
+    FakeDevice again(0, "vm1");
+    register_device(again, daemon);
+    send_message(again.sock.get(), make_mbox_answer(5, partlink_mbox_answer{}));
+    EXPECT_EQ(refused(again), "unexpected MBOX_ANSWER: this device is already registered");
+}
+
+bool skip_allowed() {
+    const char* allow = std::getenv("PARTLINK_ALLOW_SKIP");
+    return allow && *allow && std::string(allow) != "0";
+}
+
+// vm1..vm3 in real CPU cgroups of this host, under partlink/<run>/, at their
+// entitlements, and the run's capacity.json; every group removed again,
+// whatever the test did.
+class RealCapacity {
+public:
+    explicit RealCapacity(const TempDir& dir) {
+        controller_ = capacity::make_cpu_controller(capacity::detect_cpu_hierarchy());
+        static int count = 0;
+        run_ = "test-mbox-" + std::to_string(::getpid()) + "-" + std::to_string(++count);
+        for (const auto& [name, cpus] : kEntitlements) {
+            groups_.emplace(name, capacity::PartitionCgroup::create(controller_, run_, name));
+            groups_.at(name).set_cap(capacity::CpuCap::from_cpus(cpus));
+        }
+        nlohmann::json cgroups = nlohmann::json::object();
+        for (const auto& [name, group] : groups_)
+            cgroups[name] = group.path().string();
+        const nlohmann::json config = {
+            {"host_cpus", 2},
+            {"policy",
+             {{"privileged", "vm1"},
+              {"partitions",
+               {{{"name", "vm1"}, {"entitlement", 0.5}, {"min", 0.1}, {"max", 1}},
+                {{"name", "vm2"}, {"entitlement", 0.75}, {"min", 0.25}, {"max", 2}},
+                {{"name", "vm3"}, {"entitlement", 0.75}, {"min", 0.5}, {"max", 1.5}}}}}},
+            {"cgroups", cgroups},
+            {"audit_log", (dir / "wlm-audit.jsonl").string()},
+            {"chart_log", (dir / "wlm-chart.jsonl").string()}};
+        file_ = dir / "capacity.json";
+        std::ofstream(file_) << config.dump(2);
+    }
+    RealCapacity(const RealCapacity&) = delete;
+    RealCapacity& operator=(const RealCapacity&) = delete;
+    // The groups go with groups_ (PartitionCgroup removes its directory and
+    // the run's when it is the last).
+
+    const std::filesystem::path& file() const { return file_; }
+    capacity::PartitionCgroup& group(const std::string& name) { return groups_.at(name); }
+
+    // The group's quota in microseconds per 100 ms period, read from the file
+    // the kernel enforces.
+    std::int64_t quota(const std::string& name) {
+        const auto& dir = groups_.at(name).path();
+        if (controller_->version() == capacity::CgroupVersion::v1) {
+            EXPECT_EQ(std::stoll(read_file(dir / "cpu.cfs_period_us")), 100'000);
+            return std::stoll(read_file(dir / "cpu.cfs_quota_us"));
+        }
+        const auto cap = controller_->cap(dir);
+        EXPECT_EQ(cap.period_us, 100'000u);
+        return cap.quota_us ? static_cast<std::int64_t>(*cap.quota_us) : -1;
+    }
+    std::int64_t total() { return quota("vm1") + quota("vm2") + quota("vm3"); }
+
+private:
+    static constexpr std::pair<const char*, double> kEntitlements[] = {
+        {"vm1", 0.5}, {"vm2", 0.75}, {"vm3", 0.75}};
+    std::shared_ptr<capacity::CpuController> controller_;
+    std::string run_;
+    std::map<std::string, capacity::PartitionCgroup> groups_;
+    std::filesystem::path file_;
+};
+
+// Real cgroups, or a failure (a skip with PARTLINK_ALLOW_SKIP) saying why.
+class PartlinkdRealCapacity : public ::testing::Test {
+protected:
+    void SetUp() override {
+        try {
+            capacity_.emplace(dir_);
+        } catch (const std::exception& e) {
+            if (skip_allowed())
+                GTEST_SKIP() << "cannot use this host's CPU cgroup: " << e.what();
+            FAIL() << "cannot use this host's CPU cgroup: " << e.what()
+                   << "\n(run the tests as root; PARTLINK_ALLOW_SKIP=1 skips this test instead)";
+        }
+        daemon_.emplace(dir_, kWlmConfig);
+        daemon_->extra_args = {"--capacity", capacity_->file().string()};
+        daemon_->start();
+    }
+    void TearDown() override {
+        // The daemon goes first, then the groups.
+        daemon_.reset();
+        capacity_.reset();
+    }
+
+    std::vector<capacity::AuditRecord> audit() {
+        const auto file = dir_ / "wlm-audit.jsonl";
+        if (!std::filesystem::exists(file))
+            return {};
+        return capacity::read_audit_log(file).records;
+    }
+
+    TempDir dir_;
+    std::optional<RealCapacity> capacity_;
+    std::optional<Daemon> daemon_;
+};
+
+TEST_F(PartlinkdRealCapacity, SetCpuShiftsRealCgroupCapsAndIsAudited) {
+    daemon_->wait_for_log("capacity pool taken over from the cgroups' caps, total 2");
+    FakeDevice vm1(0, "vm1");
+    register_device(vm1, *daemon_);
+    ASSERT_EQ(capacity_->total(), 200'000);
+
+    send_mbox(vm1, 7, mbox_request(PARTLINK_MBOX_OP_SET_CPU, "vm2", 1'000'000, "vm3"));
+    auto answer = receive_answer(vm1);
+    EXPECT_EQ(answer.seq, 7u);
+    EXPECT_EQ(answer.result, static_cast<std::uint32_t>(PARTLINK_MBOX_APPLIED)) << answer.reason;
+    EXPECT_EQ(answer.value, 1'000'000);
+    EXPECT_EQ(answer.reason, "vm2 0.75 CPU -> 1 CPU, taken from vm3 0.25 CPU");
+    EXPECT_EQ(capacity_->quota("vm2"), 100'000);
+    EXPECT_EQ(capacity_->quota("vm3"), 50'000) << "the donor";
+    EXPECT_EQ(capacity_->quota("vm1"), 50'000) << "not the donor";
+    EXPECT_EQ(capacity_->total(), 200'000);
+
+    auto records = audit();
+    ASSERT_EQ(records.size(), 1u);
+    EXPECT_EQ(records[0].from, "vm1");
+    EXPECT_EQ(records[0].target, "vm2");
+    EXPECT_EQ(records[0].donor, "vm3");
+    EXPECT_EQ(records[0].result, capacity::AuditResult::applied);
+    ASSERT_TRUE(records[0].verification);
+    EXPECT_TRUE(records[0].verification->ok);
+
+    // Beyond vm2's maximum, from the others: clamped, the total kept.
+    send_mbox(vm1, 8, mbox_request(PARTLINK_MBOX_OP_SET_CPU, "vm2", 3'000'000));
+    answer = receive_answer(vm1);
+    EXPECT_EQ(answer.seq, 8u);
+    EXPECT_EQ(answer.result, static_cast<std::uint32_t>(PARTLINK_MBOX_CLAMPED)) << answer.reason;
+    EXPECT_EQ(answer.value, 1'400'000) << answer.reason;
+    EXPECT_THAT(answer.reason, HasSubstr("3 CPU is above vm2's maximum, 2 CPU"));
+    EXPECT_EQ(capacity_->quota("vm2"), 140'000);
+    EXPECT_EQ(capacity_->quota("vm1"), 10'000);
+    EXPECT_EQ(capacity_->quota("vm3"), 50'000);
+    EXPECT_EQ(capacity_->total(), 200'000);
+
+    // Refused: nothing changes, and it is audited all the same.
+    send_mbox(vm1, 9, mbox_request(PARTLINK_MBOX_OP_SET_CPU, "vm2", -5));
+    answer = receive_answer(vm1);
+    EXPECT_EQ(answer.result, static_cast<std::uint32_t>(PARTLINK_MBOX_REFUSED));
+    EXPECT_EQ(answer.value, 1'400'000) << "vm2's cap now";
+    EXPECT_EQ(capacity_->quota("vm2"), 140'000);
+    records = audit();
+    ASSERT_EQ(records.size(), 3u);
+    EXPECT_EQ(records[2].result, capacity::AuditResult::refused);
+    daemon_->wait_for_log("vm1: mailbox request refused: cpu -5e-06 must be positive");
+}
+
+TEST_F(PartlinkdRealCapacity, AnotherPartitionIsRefusedAndLogged) {
+    FakeDevice vm1(0, "vm1"), vm2(1, "vm2");
+    register_device(vm1, *daemon_);
+    register_device(vm2, *daemon_, 1);
+    expect<partlink_msg_port>(vm1, PARTLINK_MSG_PEER_UP);
+    send_mbox(vm2, 3, mbox_request(PARTLINK_MBOX_OP_SET_CPU, "vm2", 2'000'000));
+    const auto answer = receive_answer(vm2);
+    EXPECT_EQ(answer.seq, 3u);
+    EXPECT_EQ(answer.result, static_cast<std::uint32_t>(PARTLINK_MBOX_REFUSED));
+    EXPECT_EQ(answer.reason, "partition vm2 is not the WLM partition: only vm1 may send requests");
+    EXPECT_EQ(capacity_->quota("vm2"), 75'000);
+    EXPECT_EQ(capacity_->total(), 200'000);
+    const auto records = audit();
+    ASSERT_EQ(records.size(), 1u);
+    EXPECT_EQ(records[0].from, "vm2");
+    EXPECT_EQ(records[0].result, capacity::AuditResult::refused);
+    daemon_->wait_for_log("vm2: mailbox request refused: partition vm2 is not the WLM partition");
+
+    // Nor may it send a REPORT; it stays connected.
+    send_mbox(vm2, 4, chart_report("vm2"));
+    EXPECT_EQ(receive_answer(vm2).result, static_cast<std::uint32_t>(PARTLINK_MBOX_REFUSED));
+    EXPECT_TRUE(capacity::read_chart_log(dir_ / "wlm-chart.jsonl").records.empty());
+    EXPECT_TRUE(quiet(vm1.sock.get(), 50));
+}
+
+TEST_F(PartlinkdRealCapacity, ReportWritesAChartLine) {
+    FakeDevice vm1(0, "vm1");
+    register_device(vm1, *daemon_);
+    send_mbox(vm1, 100, chart_report("vm3"));
+    const auto answer = receive_answer(vm1);
+    EXPECT_EQ(answer.seq, 100u);
+    EXPECT_EQ(answer.result, static_cast<std::uint32_t>(PARTLINK_MBOX_APPLIED));
+    EXPECT_EQ(answer.reason, "recorded");
+    const auto chart = capacity::read_chart_log(dir_ / "wlm-chart.jsonl");
+    EXPECT_TRUE(chart.problems.empty());
+    ASSERT_EQ(chart.records.size(), 1u);
+    EXPECT_EQ(chart.records[0].from, "vm1");
+    EXPECT_EQ(chart.records[0].partition, "vm3");
+    EXPECT_DOUBLE_EQ(chart.records[0].velocity.value(), 1.12);
+    EXPECT_DOUBLE_EQ(chart.records[0].cpu.value(), 0.43);
+    EXPECT_EQ(chart.records[0].state, capacity::ChartState::low);
+    EXPECT_EQ(capacity_->total(), 200'000);
+    EXPECT_TRUE(audit().empty());
+}
+
+TEST_F(PartlinkdRealCapacity, RequestsInFlightAreAnsweredInOrder) {
+    FakeDevice vm1(0, "vm1");
+    register_device(vm1, *daemon_);
+    // A device that gave up on requests sends the next ones at once.
+    send_mbox(vm1, 10, mbox_request(PARTLINK_MBOX_OP_SET_CPU, "vm2", 1'000'000));
+    send_mbox(vm1, 11, mbox_request(PARTLINK_MBOX_OP_SET_CPU, "vm3", 1'000'000));
+    send_mbox(vm1, 12, chart_report("vm2"));
+    send_mbox(vm1, 13, mbox_request(PARTLINK_MBOX_OP_SET_CPU, "vm2", 500'000));
+    // Beyond 4 in flight: refused at once (it may also have been handled,
+    // if the worker was quick).
+    send_mbox(vm1, 14, mbox_request(PARTLINK_MBOX_OP_SET_CPU, "vm2", 900'000));
+    std::vector<Answer> answers;
+    for (int i = 0; i < 5; ++i)
+        answers.push_back(receive_answer(vm1));
+    std::vector<std::uint32_t> seqs;
+    for (const auto& a : answers)
+        if (a.seq != 14)
+            seqs.push_back(a.seq);
+    EXPECT_EQ(seqs, (std::vector<std::uint32_t>{10, 11, 12, 13}));
+    for (const auto& a : answers)
+        if (a.seq != 14)
+            EXPECT_NE(a.result, static_cast<std::uint32_t>(PARTLINK_MBOX_REFUSED)) << a.reason;
+    EXPECT_TRUE(quiet(vm1.sock.get()));
+    EXPECT_EQ(capacity_->total(), 200'000);
+}
+
+TEST_F(PartlinkdRealCapacity, CapsSurviveARestartAndAReregistration) {
+    FakeDevice vm1(0, "vm1");
+    register_device(vm1, *daemon_);
+    send_mbox(vm1, 1, mbox_request(PARTLINK_MBOX_OP_SET_CPU, "vm2", 1'200'000));
+    ASSERT_EQ(receive_answer(vm1).result, static_cast<std::uint32_t>(PARTLINK_MBOX_APPLIED));
+    ASSERT_EQ(capacity_->quota("vm2"), 120'000);
+
+    // A new partlinkd takes the caps over from the cgroups.
+    daemon_->process().stop(SIGTERM);
+    daemon_->start();
+    daemon_->wait_for_log("capacity pool taken over from the cgroups' caps", 2);
+
+    // vm2's QEMU restarted in a group at its entitlement: its registration
+    // gives it the pool's cap again.
+    capacity_->group("vm2").set_cap(capacity::CpuCap::from_cpus(0.75));
+    FakeDevice vm2(1, "vm2");
+    register_device(vm2, *daemon_);
+    daemon_->wait_for_log("vm2's cgroup set to its pool cap, 1.2 CPU");
+    EXPECT_EQ(capacity_->quota("vm2"), 120'000);
+    EXPECT_EQ(capacity_->total(), 200'000);
+}
+
+TEST(PartlinkdMailbox, CapacityConfigProblemsStopTheStart) {
+    TempDir dir;
+    std::ofstream(dir / "fabric.json") << kWlmConfig;
+    EXPECT_EQ(run_to_end({"--socket", dir / "s", "--segment", dir / "g", "--config",
+                          dir / "fabric.json", "--capacity", dir / "missing.json"},
+                         dir / "missing.log"),
+              1);
+    EXPECT_THAT(
+        read_file(dir / "missing.log"),
+        HasSubstr("cannot read the capacity configuration " + (dir / "missing.json").string()));
+    std::ofstream(dir / "bad.json") << R"({"host_cpus": 2})";
+    EXPECT_EQ(run_to_end({"--socket", dir / "s", "--segment", dir / "g", "--config",
+                          dir / "fabric.json", "--capacity", dir / "bad.json"},
+                         dir / "bad.log"),
+              2)
+        << "a policy mistake is a usage error";
+    EXPECT_THAT(read_file(dir / "bad.log"), HasSubstr("'policy' is required"));
+    EXPECT_FALSE(std::filesystem::exists(dir / "g")) << "a bad capacity config left a segment";
 }
 
 } // namespace
