@@ -51,15 +51,21 @@ fs::path cgroup_run_group(const cap::CpuController& controller, const fs::path& 
     return controller.root() / cap::kPartlinkGroup / run_dir_hash(run_dir.string());
 }
 
-void plan_cgroups(RunState& state, const cap::CpuController& controller, double host_cpus) {
-    const cap::Policy policy = cap::default_policy(state.partitions.size(), host_cpus);
+void plan_cgroups(RunState& state, const cap::CpuController& controller,
+                  const cap::Policy& policy) {
+    for (const auto& p : state.partitions)
+        if (!policy.find(p.name))
+            throw Error("the capacity policy has no partition " + p.name);
     state.cgroup_run = cgroup_run_group(controller, state.run_dir);
     for (auto& p : state.partitions) {
         const cap::PartitionPolicy* pp = policy.find(p.name);
-        if (!pp)
-            throw Error("the default capacity policy has no partition " + p.name);
-        p.cgroup = CgroupRecord{*state.cgroup_run / p.name, pp->entitlement.units, pp->weight};
+        p.cgroup = CgroupRecord{*state.cgroup_run / p.name, pp->entitlement.units, pp->weight,
+                                pp->min.units, pp->max.units};
     }
+}
+
+void plan_cgroups(RunState& state, const cap::CpuController& controller, double host_cpus) {
+    plan_cgroups(state, controller, cap::default_policy(state.partitions.size(), host_cpus));
 }
 
 namespace {
@@ -176,6 +182,10 @@ CapacityStatus capacity_status(const CgroupRecord& record, const cap::CpuControl
     CapacityStatus s;
     s.group = record.path;
     s.entitlement_cpus = cap::CpuAmount{record.entitlement_units}.cpus();
+    if (record.min_units > 0 && record.max_units > 0) {
+        s.min_cpus = cap::CpuAmount{record.min_units}.cpus();
+        s.max_cpus = cap::CpuAmount{record.max_units}.cpus();
+    }
     s.weight = record.weight;
     s.exists = is_dir(record.path);
     if (!s.exists)

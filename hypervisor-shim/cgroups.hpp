@@ -1,8 +1,8 @@
 // Each partition's QEMU in its own CPU cgroup, <cpu root>/partlink/<run-id>/vmN
 // (run-id: the run directory's hash, as in the bridge and tap names), capped
-// at its entitlement under the default policy: an equal share of the host's
-// CPUs.  The cgroup work itself is the capacity library's; this is where the
-// launcher's runs meet it.
+// at its entitlement under the run's policy (`up --policy FILE`, or the
+// default one: an equal share of the host's CPUs).  The cgroup work itself is the capacity
+// library's; this is where the launcher's runs meet it.
 #pragma once
 
 #include <chrono>
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "capacity/cgroup.hpp"
+#include "capacity/policy.hpp"
 #include "output.hpp"
 #include "state.hpp"
 
@@ -32,8 +33,12 @@ std::filesystem::path cgroup_run_group(const capacity::CpuController& controller
                                        const std::filesystem::path& run_dir);
 
 // Records in `state` (without touching the host) the run's group and each
-// partition's group and entitlement under the default policy for
-// `host_cpus`.  Throws if the host is too small for the default policy.
+// partition's group, entitlement, weight, min and max under `policy`, which
+// must name every partition of the run (check_policy_for_run).
+void plan_cgroups(RunState& state, const capacity::CpuController& controller,
+                  const capacity::Policy& policy);
+// The same under the default policy for `host_cpus`.  Throws if the host is
+// too small for it.
 void plan_cgroups(RunState& state, const capacity::CpuController& controller, double host_cpus);
 
 // Creates the planned group of every partition (or of `only` one), replacing
@@ -64,6 +69,8 @@ remove_run_cgroups(const std::filesystem::path& run_dir, const std::optional<Run
 struct CapacityStatus {
     std::filesystem::path group;
     double entitlement_cpus = 0;
+    std::optional<double> min_cpus; // the policy's bounds, if the state has them
+    std::optional<double> max_cpus;
     std::uint32_t weight = 0;
     bool exists = false;
     std::optional<capacity::CpuCap> cap;

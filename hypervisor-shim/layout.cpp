@@ -44,6 +44,12 @@ void Layout::require_partlinkd() const {
         throw Error("partlinkd at " + partlinkd.string() + " is not executable; " + remedy);
 }
 
+void Layout::require_wlm_chart() const {
+    require_file(wlm_chart_script, "the chart script",
+                 "run `make shim` (or set PARTLINK_WLM_CHART to scripts/wlm_chart.py)");
+    require_file(python, "Python", "run `make deps` (or set PARTLINK_PYTHON)");
+}
+
 void Layout::require_ssh_files() const {
     for (const fs::path& p : {ssh_identity(), ssh_known_hosts()})
         require_file(p, "guest ssh key file", "run `make images` (or set PARTLINK_IMAGES)");
@@ -60,6 +66,11 @@ Layout layout_for_executable(const fs::path& exe, const EnvLookup& env) {
     l.default_run_dir = run ? fs::absolute(*run) : l.build_dir / "run";
     auto partlinkd = env("PARTLINK_PARTLINKD");
     l.partlinkd = partlinkd ? fs::absolute(*partlinkd) : exe.parent_path() / "partlinkd";
+    auto chart = env("PARTLINK_WLM_CHART");
+    l.wlm_chart_script =
+        chart ? fs::absolute(*chart) : l.build_dir / "share" / "partlink" / "wlm_chart.py";
+    auto python = env("PARTLINK_PYTHON");
+    l.python = python ? fs::absolute(*python) : fs::path("/usr/bin/python3");
     return l;
 }
 

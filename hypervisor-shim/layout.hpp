@@ -18,6 +18,12 @@ struct Layout {
     std::filesystem::path default_run_dir; // BUILD/run or $PARTLINK_RUN_DIR
     // The fabric daemon, next to this executable: BUILD/bin/partlinkd or $PARTLINK_PARTLINKD
     std::filesystem::path partlinkd;
+    // `partlink wlm chart`'s plotting script, installed with the launcher:
+    // BUILD/share/partlink/wlm_chart.py or $PARTLINK_WLM_CHART; and the
+    // Python that runs it (Debian's, which has python3-matplotlib):
+    // /usr/bin/python3 or $PARTLINK_PYTHON.
+    std::filesystem::path wlm_chart_script;
+    std::filesystem::path python;
 
     // The uncompressed kernel: under TCG, decompressing vmlinuz costs ~5 s a boot.
     std::filesystem::path kernel() const { return images / "vmlinux"; }
@@ -33,6 +39,7 @@ struct Layout {
     void require_images() const;
     void require_ssh_files() const;
     void require_partlinkd() const;
+    void require_wlm_chart() const;
 };
 
 using EnvLookup = std::function<std::optional<std::string>(const char*)>;

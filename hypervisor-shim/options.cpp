@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <thread>
 
+#include "capacity_setup.hpp"
 #include "config.hpp"
 #include "error.hpp"
 
@@ -75,6 +76,36 @@ long long integer_in_range(std::string_view option, std::string_view text, long 
     return *value;
 }
 
+// --policy FILE: read like partlinkd reads it, against this host's CPUs,
+// and checked against the run's partitions and WLM partition.
+void validate_policy_arg(UpOptions& opts, const std::string& arg, int host_cpus) {
+    namespace fs = std::filesystem;
+    if (!opts.cgroups)
+        throw UsageError("--policy sets the partitions' CPU cgroups; it does not go with "
+                         "--no-cgroups");
+    if (arg.empty())
+        throw UsageError("--policy must not be empty");
+    std::error_code ec;
+    fs::path file = fs::absolute(arg, ec);
+    if (ec || !fs::is_regular_file(file, ec))
+        throw UsageError("--policy " + arg + ": no such file");
+    file = file.lexically_normal();
+    capacity::Policy policy;
+    try {
+        policy = capacity::load_policy(file, static_cast<double>(host_cpus));
+    } catch (const Error& e) {
+        throw UsageError("--policy: " + std::string(e.what()));
+    }
+    check_policy_for_run(policy, opts.vms, file.string());
+    if (opts.fabric_config && opts.fabric_wlm != policy.privileged)
+        throw UsageError("--policy " + file.string() + " makes " + policy.privileged +
+                         " the WLM partition but --fabric-config " + opts.fabric_config->string() +
+                         (opts.fabric_wlm ? " names " + *opts.fabric_wlm : " names none") +
+                         "; set \"wlm\": \"" + policy.privileged + "\" in the fabric config");
+    opts.policy_file = file;
+    opts.policy = std::move(policy);
+}
+
 } // namespace
 
 UpOptions validate_up_args(const UpArgs& args, int host_cpus) {
@@ -128,13 +159,15 @@ UpOptions validate_up_args(const UpArgs& args, int host_cpus) {
             throw UsageError("--fabric-config " + *args.fabric_config + ": cannot read it");
         // partlinkd reads it the same way: a bad file is refused here, not in its log.
         try {
-            fabric::Config::load(file);
+            opts.fabric_wlm = fabric::Config::load(file).wlm();
         } catch (const Error& e) {
             throw UsageError("--fabric-config: " + std::string(e.what()));
         }
         opts.fabric_config = file.lexically_normal();
     }
     opts.cgroups = !args.no_cgroups;
+    if (args.policy)
+        validate_policy_arg(opts, *args.policy, host_cpus);
     return opts;
 }
 

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "capacity/policy.hpp"
+
 namespace partlink {
 
 inline constexpr int kMinVms = 1;
@@ -39,7 +41,8 @@ struct UpArgs {
     std::optional<std::string> fabric_config; // --fabric-config FILE
     std::optional<std::string> ssh_port;
     std::string timeout = "180";
-    bool no_cgroups = false; // --no-cgroups
+    bool no_cgroups = false;           // --no-cgroups
+    std::optional<std::string> policy; // --policy FILE
 };
 
 struct UpOptions {
@@ -55,10 +58,19 @@ struct UpOptions {
     std::chrono::seconds timeout{180};
     // Each partition's QEMU in its own CPU cgroup (false: --no-cgroups).
     bool cgroups = true;
+    // --policy FILE (absolute) and what it says, checked against the host's
+    // CPUs and the run's partitions; nothing: the default policy (an equal
+    // share each, WLM vm1 or the --fabric-config's "wlm").
+    std::optional<std::filesystem::path> policy_file;
+    std::optional<capacity::Policy> policy;
+    // The --fabric-config's "wlm" partition, if it names one.
+    std::optional<std::string> fabric_wlm;
 };
 
 // Throws UsageError naming the offending option and its valid range (and
-// if --fabric-config names no readable file).
+// if --fabric-config or --policy names no readable, valid file, or a policy
+// that does not fit vm1..vmN or names another WLM partition than the
+// --fabric-config).
 UpOptions validate_up_args(const UpArgs& args, int host_cpus);
 
 // `start VM` and `stop VM` as typed: the partition, and for `start` how long

@@ -30,16 +30,22 @@ std::string trimmed(std::string s) {
 } // namespace
 
 std::vector<std::string> partlinkd_argv(const fs::path& exe, const fs::path& socket,
-                                        const fs::path& segment, const fs::path& config) {
-    return {exe.string(),     "--socket", socket.string(), "--segment",
-            segment.string(), "--config", config.string()};
+                                        const fs::path& segment, const fs::path& config,
+                                        const std::optional<fs::path>& capacity) {
+    std::vector<std::string> argv = {exe.string(),     "--socket", socket.string(), "--segment",
+                                     segment.string(), "--config", config.string()};
+    if (capacity) {
+        argv.push_back("--capacity");
+        argv.push_back(capacity->string());
+    }
+    return argv;
 }
 
-std::string default_fabric_config(int vms) {
+std::string default_fabric_config(int vms, const std::string& wlm) {
     nlohmann::ordered_json names = nlohmann::ordered_json::array();
     for (int i = 1; i <= vms; ++i)
         names.push_back(vm_name(i));
-    nlohmann::ordered_json doc = {{"networks", {{"default", names}}}, {"wlm", vm_name(1)}};
+    nlohmann::ordered_json doc = {{"networks", {{"default", names}}}, {"wlm", wlm}};
     return doc.dump(2) + "\n";
 }
 

@@ -21,15 +21,18 @@ namespace partlink {
 inline constexpr const char* kPartlinkdListening = "partlinkd: listening on";
 inline constexpr std::chrono::seconds kPartlinkdStartTimeout{10};
 
-std::vector<std::string> partlinkd_argv(const std::filesystem::path& exe,
-                                        const std::filesystem::path& socket,
-                                        const std::filesystem::path& segment,
-                                        const std::filesystem::path& config);
+// `capacity`: RUN/capacity.json (capacity::RunCapacityConfig) when the
+// partitions are in CPU cgroups; without it partlinkd refuses directives.
+std::vector<std::string>
+partlinkd_argv(const std::filesystem::path& exe, const std::filesystem::path& socket,
+               const std::filesystem::path& segment, const std::filesystem::path& config,
+               const std::optional<std::filesystem::path>& capacity = std::nullopt);
 
 // The configuration `up` writes without --fabric-config: one network of
-// every partition, vm1 privileged for the workload manager:
+// every partition, `wlm` (the policy's privileged partition) allowed to
+// send directives for the workload manager:
 //   {"networks": {"default": ["vm1", ..., "vmN"]}, "wlm": "vm1"}
-std::string default_fabric_config(int vms);
+std::string default_fabric_config(int vms, const std::string& wlm = "vm1");
 
 // True if `cmdline` passes `--socket SOCKET` (or --socket=SOCKET), SOCKET
 // being RUN/partlinkd.sock of `run_dir`.

@@ -14,6 +14,10 @@
 
 namespace partlink {
 
+// File names in a run directory that are also read without a RunDir.
+inline constexpr const char* kWlmAuditLog = "wlm-audit.jsonl";
+inline constexpr const char* kWlmChartLog = "wlm-chart.jsonl";
+
 class RunDir {
 public:
     // Creates the directory if needed; the path becomes absolute and
@@ -42,6 +46,14 @@ public:
     std::filesystem::path fabric_segment() const { return path_ / "fabric"; }
     std::filesystem::path fabric_config() const { return path_ / "fabric.json"; }
     std::filesystem::path partlinkd_log() const { return path_ / "partlinkd.log"; }
+    // Capacity management: the copy of `up --policy FILE`, what partlinkd
+    // gets as --capacity, the audit and chart logs it appends to, and the
+    // default picture of `partlink wlm chart`.
+    std::filesystem::path policy_copy() const { return path_ / "policy.json"; }
+    std::filesystem::path capacity_config() const { return path_ / "capacity.json"; }
+    std::filesystem::path wlm_audit_log() const { return path_ / kWlmAuditLog; }
+    std::filesystem::path wlm_chart_log() const { return path_ / kWlmChartLog; }
+    std::filesystem::path wlm_chart_png() const { return path_ / "wlm-chart.png"; }
 
     // Nothing if there is no state file; throws StateCorrupt if it does not parse.
     std::optional<RunState> load_state() const;

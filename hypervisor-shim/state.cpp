@@ -57,7 +57,9 @@ nlohmann::ordered_json partition_to_json(const PartitionRecord& p) {
         {"taps", p.taps},
         {"cgroup", p.cgroup ? ojson{{"path", p.cgroup->path.string()},
                                     {"entitlement_units", p.cgroup->entitlement_units},
-                                    {"weight", p.cgroup->weight}}
+                                    {"weight", p.cgroup->weight},
+                                    {"min_units", p.cgroup->min_units},
+                                    {"max_units", p.cgroup->max_units}}
                             : ojson(nullptr)},
     };
 }
@@ -191,6 +193,11 @@ PartitionRecord partition_from_json(const json& doc, std::size_t i) {
         cg.path = c.string("path");
         cg.entitlement_units = c.integer("entitlement_units", 0, 1'000'000'000'000LL);
         cg.weight = static_cast<std::uint32_t>(c.integer("weight", 1, 10'000));
+        // Absent in documents of releases before policy files.
+        if (c.has("min_units"))
+            cg.min_units = c.integer("min_units", 0, 1'000'000'000'000LL);
+        if (c.has("max_units"))
+            cg.max_units = c.integer("max_units", 0, 1'000'000'000'000LL);
         p.cgroup = std::move(cg);
     }
     return p;

@@ -25,6 +25,10 @@ struct CgroupRecord {
     std::filesystem::path path;
     std::int64_t entitlement_units = 0; // capacity::CpuAmount units (1e-5 CPU)
     std::uint32_t weight = 100;         // cgroup v2 cpu.weight
+    // The policy's bounds for directives, in the same units; 0 in documents
+    // written before policies (read as unknown).
+    std::int64_t min_units = 0;
+    std::int64_t max_units = 0;
 };
 
 struct PartitionRecord {

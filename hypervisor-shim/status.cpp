@@ -74,12 +74,18 @@ std::string seconds_text(std::chrono::microseconds us) {
 
 std::string capacity_table(const StatusReport& report) {
     Table rows = {{"NAME", "ENTITLED", "CAP", "WEIGHT", "USAGE", "PERIODS", "THROTTLED",
-                   "THROTTLED TIME", "CGROUP"}};
+                   "THROTTLED TIME", "S", "CHART", "CGROUP"}};
     bool any = false;
     for (const auto& s : report.partitions) {
-        if (!s.capacity)
+        if (!s.capacity && !s.chart)
             continue;
         any = true;
+        const std::string chart = s.chart ? chart_state_text(*s.chart) : "-";
+        if (!s.capacity) { // a chart without cgroups
+            rows.push_back({s.record.name, "-", "-", "-", "-", "-", "-", "-",
+                            velocity_text(s.chart), chart, "(no cgroup)"});
+            continue;
+        }
         const CapacityStatus& c = *s.capacity;
         std::vector<std::string> row = {s.record.name, cpus_text(c.entitlement_cpus) + " CPU"};
         if (c.cap && c.stat) {
@@ -96,6 +102,8 @@ std::string capacity_table(const StatusReport& report) {
                 row.push_back("-");
             row.push_back(c.exists ? "-" : "(no group)");
         }
+        row.push_back(velocity_text(s.chart));
+        row.push_back(chart);
         row.push_back(c.group.string() + (c.error.empty() ? "" : " (" + c.error + ")"));
         rows.push_back(std::move(row));
     }
@@ -107,6 +115,8 @@ nlohmann::ordered_json capacity_json(const CapacityStatus& c) {
     json doc = {{"cgroup", c.group.string()},
                 {"exists", c.exists},
                 {"entitlement_cpus", c.entitlement_cpus},
+                {"min_cpus", c.min_cpus ? json(*c.min_cpus) : json(nullptr)},
+                {"max_cpus", c.max_cpus ? json(*c.max_cpus) : json(nullptr)},
                 {"weight", c.weight}};
     doc["cap_cpus"] = c.cap && c.cap->cpus() ? json(*c.cap->cpus()) : json(nullptr);
     doc["quota_us"] = c.cap && c.cap->quota_us ? json(*c.cap->quota_us) : json(nullptr);
@@ -184,10 +194,14 @@ StatusReport collect_status(const std::filesystem::path& run_dir,
     CpuControllerPtr cgroups;
     if (state->cgroup_run)
         cgroups = find_cpu_cgroups();
+    const LatestChart chart = latest_chart(run_dir / kWlmChartLog);
     for (const auto& p : state->partitions) {
-        report.partitions.push_back({p, live_state(p, run_dir, busy), std::nullopt, std::nullopt});
+        report.partitions.push_back(
+            {p, live_state(p, run_dir, busy), std::nullopt, std::nullopt, std::nullopt});
         if (p.cgroup)
             report.partitions.back().capacity = capacity_status(*p.cgroup, cgroups.get());
+        if (auto it = chart.find(p.name); it != chart.end())
+            report.partitions.back().chart = it->second;
     }
     if (state->settings.net == NetMode::Partlink)
         collect_fabric(report, *state);
@@ -213,7 +227,7 @@ std::string render_status_table(const StatusReport& report) {
         out += fabric_table(report);
     }
     if (std::string cap = capacity_table(report); !cap.empty())
-        out += "\ncapacity (CPU cgroups):\n" + cap;
+        out += "\ncapacity (CPU cgroups; S and CHART: the WLM control chart's last point):\n" + cap;
     if (report.busy)
         out += "(another partlink command is working on this run directory)\n";
     return out;
@@ -235,6 +249,7 @@ nlohmann::ordered_json render_status_json(const StatusReport& report) {
             {"mac", p.mac},
         });
         parts.back()["capacity"] = s.capacity ? capacity_json(*s.capacity) : json(nullptr);
+        parts.back()["chart"] = s.chart ? json(chart_json(*s.chart)) : json(nullptr);
         if (s.fabric) {
             json counters = json::object();
             for (std::size_t i = 0; i < kCounterNames.size(); ++i)

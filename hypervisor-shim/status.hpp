@@ -11,6 +11,7 @@
 #include "cgroups.hpp"
 #include "fabric_status.hpp"
 #include "run_dir.hpp"
+#include "wlm_logs.hpp"
 
 namespace partlink {
 
@@ -25,6 +26,9 @@ struct PartitionStatus {
     // Its CPU cgroup: entitlement, cap, usage, throttling (nothing with
     // `up --no-cgroups`).
     std::optional<CapacityStatus> capacity;
+    // Its last control chart point (RUN/wlm-chart.jsonl): S and the chart
+    // state; nothing before the WLM manager reported on it.
+    std::optional<capacity::ChartRecord> chart;
 };
 
 struct DaemonStatus {

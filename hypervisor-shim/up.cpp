@@ -6,6 +6,7 @@
 #include "accel_probe.hpp"
 #include "boot.hpp"
 #include "capacity/policy.hpp"
+#include "capacity_setup.hpp"
 #include "cgroups.hpp"
 #include "net_setup.hpp"
 #include "partlinkd_control.hpp"
@@ -121,10 +122,28 @@ void remove_if_exists(const fs::path& p) {
     fs::remove(p, ec);
 }
 
+// What the run's capacity management starts from: the policy copy, no
+// stale capacity configuration, fresh logs.
+void prepare_capacity_files(const UpOptions& opts, const RunDir& dir) {
+    set_aside_wlm_logs(dir);
+    remove_if_exists(dir.capacity_config());
+    remove_if_exists(dir.policy_copy());
+    if (opts.policy_file) {
+        auto text = read_text_file(*opts.policy_file);
+        if (!text)
+            throw Error("cannot read the capacity policy " + opts.policy_file->string());
+        write_file_atomic(dir.policy_copy(), *text);
+    }
+}
+
 // Starts partlinkd and waits until it listens.  Like an interface, it is
-// recorded in the state before it exists, its pid right after.
+// recorded in the state before it exists, its pid right after.  `policy`:
+// the run's capacity policy when the partitions are in cgroups (its
+// privileged partition is the fabric's WLM partition, and partlinkd gets
+// RUN/capacity.json); nothing with --no-cgroups.
 Process start_partlinkd(RunState& state, const UpOptions& opts, const Layout& layout,
-                        const RunDir& dir, const Output& out) {
+                        const RunDir& dir, const std::optional<capacity::Policy>& policy,
+                        const Output& out) {
     DaemonRecord d;
     d.socket = dir.partlinkd_socket();
     d.segment = dir.fabric_segment();
@@ -133,8 +152,12 @@ Process start_partlinkd(RunState& state, const UpOptions& opts, const Layout& la
         d.config = *opts.fabric_config;
     } else {
         d.config = dir.fabric_config();
-        write_file_atomic(d.config, default_fabric_config(opts.vms));
+        write_file_atomic(
+            d.config, default_fabric_config(opts.vms, policy ? policy->privileged : vm_name(1)));
     }
+    std::optional<fs::path> capacity;
+    if (policy)
+        capacity = write_run_capacity_config(dir, run_capacity_config(state, *policy, dir));
     // A fresh fabric: no stale socket, no ports of an earlier run.
     remove_if_exists(d.socket);
     remove_if_exists(d.segment);
@@ -144,13 +167,15 @@ Process start_partlinkd(RunState& state, const UpOptions& opts, const Layout& la
     SpawnOptions spawn;
     spawn.output_file = d.log;
     spawn.new_session = true;
-    Process daemon =
-        Process::spawn(partlinkd_argv(layout.partlinkd, d.socket, d.segment, d.config), spawn);
+    Process daemon = Process::spawn(
+        partlinkd_argv(layout.partlinkd, d.socket, d.segment, d.config, capacity), spawn);
     state.partlinkd->pid = daemon.pid();
     dir.save_state(state);
     wait_until_listening(daemon, d.log, d.socket, kPartlinkdStartTimeout, InterruptWatch::check);
     out.info("network partlink: partlinkd pid " + std::to_string(daemon.pid()) + " on " +
-             d.socket.string() + " (config " + d.config.string() + ", log " + d.log.string() + ")");
+             d.socket.string() + " (config " + d.config.string() +
+             (capacity ? ", capacity " + capacity->string() : std::string()) + ", log " +
+             d.log.string() + ")");
     return daemon;
 }
 
@@ -166,6 +191,7 @@ void bring_up(const UpOptions& opts, const Layout& layout, const RunDir& dir, co
     RunDirLock lock = RunDirLock::acquire_or_fail(dir, RunDirLock::Mode::Exclusive);
     InterruptWatch interrupts;
     refuse_or_clean_up(dir, out);
+    prepare_capacity_files(opts, dir);
     // Cgroups next: without permission, say so before anything boots.
     CpuControllerPtr cgroups = opts.cgroups ? open_cpu_cgroups() : nullptr;
 
@@ -178,9 +204,13 @@ void bring_up(const UpOptions& opts, const Layout& layout, const RunDir& dir, co
     InterruptWatch::check();
 
     RunState state = initial_state(opts, accel, dir, ports);
+    std::optional<capacity::Policy> policy;
     if (cgroups) {
         try {
-            plan_cgroups(state, *cgroups, capacity::host_cpu_count());
+            policy = opts.policy ? *opts.policy
+                                 : default_run_policy(opts.vms, capacity::host_cpu_count(),
+                                                      opts.fabric_wlm.value_or(vm_name(1)));
+            plan_cgroups(state, *cgroups, *policy);
         } catch (const capacity::PolicyError& e) {
             throw Error(std::string(e.what()) +
                         "; or run `partlink up --no-cgroups` without CPU capacity control");
@@ -194,8 +224,22 @@ void bring_up(const UpOptions& opts, const Layout& layout, const RunDir& dir, co
     booting.reserve(state.partitions.size());
     std::optional<Process> daemon;
     try {
+        // The groups before partlinkd, which enforces caps on them.
+        if (cgroups) {
+            create_cgroups(state, *cgroups);
+            const auto& first = *state.partitions.front().cgroup;
+            out.info("cpu cgroups (" + std::string(capacity::to_string(cgroups->version())) +
+                     ") under " + state.cgroup_run->string() + ": " +
+                     (opts.policy_file ? "policy " + opts.policy_file->string() + " (copied to " +
+                                             dir.policy_copy().string() + "), WLM partition " +
+                                             policy->privileged
+                                       : cgroups->cap(first.path).describe() +
+                                             " each, the default policy's equal share, WLM "
+                                             "partition " +
+                                             policy->privileged));
+        }
         if (opts.net == NetMode::Partlink)
-            daemon = start_partlinkd(state, opts, layout, dir, out);
+            daemon = start_partlinkd(state, opts, layout, dir, policy, out);
         if (opts.net == NetMode::VirtioTap)
             set_up_tap_network(state, dir, out);
         if (opts.net == NetMode::VirtioSocket) {
@@ -208,15 +252,6 @@ void bring_up(const UpOptions& opts, const Layout& layout, const RunDir& dir, co
                  std::to_string(opts.cpus) + " CPU" + (opts.cpus == 1 ? "" : "s") + " each) in " +
                  dir.path().string());
 
-        if (cgroups) {
-            create_cgroups(state, *cgroups);
-            const auto& first = *state.partitions.front().cgroup;
-            out.info("cpu cgroups (" + std::string(capacity::to_string(cgroups->version())) +
-                     ") under " + state.cgroup_run->string() + ": " +
-                     cgroups->cap(first.path).describe() +
-                     " each, the default policy's equal "
-                     "share");
-        }
         for (auto& p : state.partitions) {
             InterruptWatch::check();
             booting.push_back(spawn_partition(state, p,

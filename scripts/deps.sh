@@ -11,10 +11,11 @@ SOURCES=/etc/apt/sources.list.d/partlink.sources
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
 # Build tools, QEMU's build dependencies, firmware for the guests,
-# guest image contents, the launcher's libraries and the test tools.
+# guest image contents, the launcher's libraries and the test tools
+# (python3-matplotlib draws `partlink wlm chart`).
 PACKAGES=(
 	build-essential ccache git pkg-config ninja-build dpkg-dev xz-utils patch
-	python3-venv python3-pytest
+	python3-venv python3-pytest python3-matplotlib
 	libglib2.0-dev libpixman-1-dev libslirp-dev zlib1g-dev libfdt-dev
 	seabios qemu-system-data ipxe-qemu
 	linux-headers-amd64 kmod cpio busybox-static dropbear-bin iperf3 ethtool

@@ -19,12 +19,13 @@ constexpr const char* kDescription =
     "partlink boots a partitioned machine: several QEMU guests (partitions) joined by a data "
     "network, managed like Vagrant or Lima machines.";
 
-constexpr const char* kCommands = "up, start, stop, ssh, status, down";
+constexpr const char* kCommands = "up, start, stop, ssh, status, wlm, down";
 
 constexpr const char* kFooter = R"(Examples:
   partlink up --vms 3                 boot vm1..vm3, each with 10.77.0.N/24 on pl0
   partlink ssh vm1 -- ping -c 1 10.77.0.2
   partlink status --json
+  partlink wlm log                    the capacity directives partlinkd applied
   partlink stop vm2                   stop one partition; the others keep running
   partlink start vm2                  boot it again, as `up` did
   partlink down
@@ -40,6 +41,7 @@ struct Parsed {
     bool json = false;
     std::string vm;
     std::vector<std::string> words;
+    std::optional<std::string> chart_out;
 };
 
 // Adds an option whose value is validated later, as a string: CLI11's own
@@ -69,6 +71,25 @@ std::optional<std::string> first_word(const std::vector<std::string>& args) {
     return std::nullopt;
 }
 
+// The first word after `wlm` that is not an option: where the wlm command
+// should have been.
+std::optional<std::string> word_after_wlm(const std::vector<std::string>& args) {
+    auto it = std::find(args.begin(), args.end(), "wlm");
+    if (it == args.end())
+        return std::nullopt;
+    for (++it; it != args.end(); ++it) {
+        if (*it == "--run-dir" || *it == "--out") {
+            ++it;
+            if (it == args.end())
+                break;
+            continue;
+        }
+        if (!it->starts_with("-"))
+            return *it;
+    }
+    return std::nullopt;
+}
+
 std::string usage_message(const CLI::ParseError& e, const CLI::App& app,
                           const std::vector<std::string>& args) {
     const std::string what = e.what();
@@ -83,6 +104,7 @@ std::string usage_message(const CLI::ParseError& e, const CLI::App& app,
         if (sub == "ssh")
             return lowercase_first(what) +
                    "; put the remote command after `--`, e.g. partlink ssh vm1 -- uname -r";
+
         // "The following argument(s) was/were not expected: X Y"
         // CLI11 lists them in the reversed order in which it was fed them.
         std::vector<std::string> words;
@@ -92,20 +114,29 @@ std::string usage_message(const CLI::ParseError& e, const CLI::App& app,
         std::string extras;
         for (const auto& w : words)
             extras += (extras.empty() ? "" : " ") + w;
-        std::string help = sub.empty() ? "partlink --help" : "partlink " + sub + " --help";
+        std::string full = sub;
+        if (!selected.empty())
+            for (const auto* inner : selected.front()->get_subcommands())
+                full += " " + inner->get_name();
+        std::string help = sub.empty() ? "partlink --help" : "partlink " + full + " --help";
         if (extras.starts_with("-"))
-            return "unknown option " + extras + (sub.empty() ? "" : " for `" + sub + "`") +
+            return "unknown option " + extras + (sub.empty() ? "" : " for `" + full + "`") +
                    " (see " + help + ")";
         if (sub == "start" || sub == "stop")
             return "`" + sub + "` takes one partition, e.g. partlink " + sub + " vm2 (got also '" +
                    extras + "'; see " + help + ")";
-        return "`" + sub + "` takes no arguments (got '" + extras + "'; see " + help + ")";
+        return "`" + full + "` takes no arguments (got '" + extras + "'; see " + help + ")";
     }
     if (dynamic_cast<const CLI::RequiredError*>(&e)) {
         if (sub.empty()) {
             if (auto word = first_word(args))
                 return "unknown command '" + *word + "'; commands are " + kCommands + hint;
-            return "a command is required: up, start, stop, ssh, status or down" + hint;
+            return "a command is required: up, start, stop, ssh, status, wlm or down" + hint;
+        }
+        if (sub == "wlm") {
+            if (auto word = word_after_wlm(args))
+                return "unknown wlm command '" + *word + "'; wlm commands are log, chart" + hint;
+            return "wlm needs a command: log or chart, e.g. partlink wlm log" + hint;
         }
         if (sub == "ssh")
             return "ssh needs a partition name, e.g. partlink ssh vm1";
@@ -153,8 +184,15 @@ Examples:
   partlink up --vms 3
   partlink up --net virtio-tap --accel tcg --ssh-port 10022
   partlink up --vms 4 --fabric-config nets.json
+  partlink up --vms 3 --policy policy.json
 A --fabric-config file, as partlinkd reads it:
-  {"networks": {"a": ["vm1", "vm2"], "b": ["vm3", "vm4"]}, "wlm": "vm1"})");
+  {"networks": {"a": ["vm1", "vm2"], "b": ["vm3", "vm4"]}, "wlm": "vm1"}
+A --policy file (CPU values in CPUs; min, max, weight, memory_mib optional; it must
+name exactly vm1..vmN, and a --fabric-config's "wlm" must be its privileged partition):
+  {"privileged": "vm1",
+   "partitions": [{"name": "vm1", "entitlement": 0.5, "min": 0.2, "max": 1, "weight": 100},
+                  {"name": "vm2", "entitlement": 1, "min": 0.1, "max": 1.5,
+                   "memory_mib": {"min": 256, "max": 1024}}]})");
     add_string(up, "--vms", p.up.vms, "N", "Number of partitions, 1..16 (default 2)");
     add_string(up, "--mem", p.up.mem, "MiB", "Guest RAM per partition, 128..16384 (default 512)");
     add_string(up, "--cpus", p.up.cpus, "N",
@@ -177,6 +215,11 @@ A --fabric-config file, as partlinkd reads it:
     up->add_flag("--no-cgroups", p.up.no_cgroups,
                  "Do not place each partition's QEMU in its own CPU cgroup (default: an equal "
                  "share of the host's CPUs each, cgroup v2 or v1; `up` fails if it cannot)");
+    up->add_option("--policy", p.up.policy,
+                   "Capacity policy: each partition's CPU entitlement, min, max and weight, and "
+                   "the one partition that may send directives (default: an equal share each, "
+                   "min 0.1, max every CPU, vm1)")
+        ->type_name("FILE");
 
     CLI::App* start = app.add_subcommand(
         "start",
@@ -215,6 +258,26 @@ Example:
     status->footer("");
     status->add_flag("--json", p.json, "Machine-readable output");
 
+    CLI::App* wlm = app.add_subcommand(
+        "wlm", "Workload management: the capacity directives' audit log and the control chart");
+    wlm->require_subcommand(1);
+    wlm->footer(R"(Examples:
+  partlink wlm log                      every directive: result, cap changes, reason
+  partlink wlm log --json               the same as JSON lines
+  partlink wlm chart --out chart.png    S, trend, EWMA, control limits per partition)");
+    CLI::App* wlm_log = wlm->add_subcommand(
+        "log", "The capacity audit log: every directive partlinkd received and what it did");
+    wlm_log->add_flag("--json", p.json, "The records as JSON lines, as logged");
+    wlm_log->footer("From RUN/wlm-audit.jsonl, which partlinkd appends to.");
+    CLI::App* wlm_chart = wlm->add_subcommand(
+        "chart", "Draw each partition's control chart (S, trend, EWMA, control limits, "
+                 "directives) as a PNG");
+    wlm_chart
+        ->add_option("--out", p.chart_out, "Where to write the picture (default RUN/wlm-chart.png)")
+        ->type_name("FILE.png");
+    wlm_chart->footer("From RUN/wlm-chart.jsonl and RUN/wlm-audit.jsonl; needs python3-matplotlib "
+                      "(`make deps`).");
+
     CLI::App* down = app.add_subcommand(
         "down", "Stop every partition and remove its network; keeps logs and consoles");
     down->footer("");
@@ -252,6 +315,12 @@ Example:
         result.command = std::move(cmd);
     } else if (status->parsed()) {
         result.command = StatusCommand{p.json};
+    } else if (wlm_log->parsed()) {
+        result.command = WlmLogCommand{p.json};
+    } else if (wlm_chart->parsed()) {
+        if (p.chart_out && p.chart_out->empty())
+            throw UsageError("--out must not be empty");
+        result.command = WlmChartCommand{p.chart_out};
     } else if (down->parsed()) {
         result.command = DownCommand{};
     }

@@ -29,13 +29,21 @@ struct SshCommand {
     std::string vm;
     std::vector<std::string> command; // empty: interactive login
 };
+// `wlm log [--json]`: the capacity audit log.
+struct WlmLogCommand {
+    bool json = false;
+};
+// `wlm chart [--out FILE.png]`: the control chart of every partition.
+struct WlmChartCommand {
+    std::optional<std::string> out; // nothing: RUN/wlm-chart.png
+};
 // --help and --version: print `text` to stdout and exit 0.
 struct HelpCommand {
     std::string text;
 };
 
 using Command = std::variant<UpCommand, StartCommand, StopCommand, DownCommand, StatusCommand,
-                             SshCommand, HelpCommand>;
+                             SshCommand, WlmLogCommand, WlmChartCommand, HelpCommand>;
 
 struct CommandLine {
     std::optional<std::string> run_dir; // --run-dir

@@ -5,13 +5,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../capacity/audit_log.hpp"
 #include "../output.hpp"
+#include "../process.hpp"
 #include "../run_dir.hpp"
 #include "../ssh.hpp"
 #include "../start_stop.hpp"
 #include "../status.hpp"
 #include "../teardown.hpp"
 #include "../up.hpp"
+#include "../wlm_logs.hpp"
 #include "error.hpp"
 
 namespace partlink::cli {
@@ -77,6 +80,17 @@ RunDir existing_run(const fs::path& run_dir) {
     return std::move(*dir);
 }
 
+// The run whose WLM logs `wlm log` and `wlm chart` read: its directory
+// must exist, with a state or a log (a run taken `down` keeps its logs).
+RunDir wlm_run(const fs::path& run_dir) {
+    RunDir dir = existing_run(run_dir);
+    std::error_code ec;
+    for (const fs::path& file : {dir.state_file(), dir.wlm_audit_log(), dir.wlm_chart_log()})
+        if (fs::exists(file, ec))
+            return dir;
+    throw Error("nothing is up in " + run_dir.string() + "; run `partlink up` first");
+}
+
 } // namespace
 
 int run_up(const UpOptions& options, const Layout& layout, const fs::path& run_dir) {
@@ -138,6 +152,51 @@ int run_status(const fs::path& run_dir, bool json) {
     else
         std::cout << render_status_table(report);
     return kExitOk;
+}
+
+int run_wlm_log(const fs::path& run_dir, bool json) {
+    const RunDir dir = wlm_run(run_dir);
+    const fs::path log = dir.wlm_audit_log();
+    std::error_code ec;
+    if (!fs::exists(log, ec)) {
+        if (!json)
+            std::cout << "partlink: no directives yet (" << log.string() << " does not exist)\n";
+        return kExitOk;
+    }
+    capacity::AuditLogContents contents = capacity::read_audit_log(log);
+    if (json)
+        std::cout << render_audit_json_lines(contents.records);
+    else if (contents.records.empty())
+        std::cout << "partlink: no directives yet (" << log.string() << " is empty)\n";
+    else
+        std::cout << render_audit_table(contents.records);
+    std::cout.flush();
+    for (const auto& problem : contents.problems)
+        std::cerr << "partlink: warning: " << log.string() << ": " << problem << '\n';
+    return kExitOk;
+}
+
+int run_wlm_chart(const std::optional<std::string>& out, const Layout& layout,
+                  const fs::path& run_dir) {
+    const RunDir dir = wlm_run(run_dir);
+    const fs::path chart = dir.wlm_chart_log();
+    std::error_code ec;
+    if (!fs::exists(chart, ec))
+        throw Error("no control chart data yet: " + chart.string() +
+                    " does not exist (partlinkd writes it as the WLM manager reports; is the "
+                    "run up with --net partlink and the manager running?)");
+    layout.require_wlm_chart();
+    const fs::path png = out ? fs::absolute(*out) : dir.wlm_chart_png();
+    std::vector<std::string> argv = {
+        layout.python.string(), layout.wlm_chart_script.string(), "--chart-log", chart.string(),
+        "--audit-log",          dir.wlm_audit_log().string(),     "--out",       png.string()};
+    std::cout.flush();
+    Process script = Process::spawn(argv);
+    ExitStatus status = script.wait();
+    if (status.code == 0)
+        return kExitOk;
+    throw Error("could not draw the chart: " + layout.wlm_chart_script.filename().string() + " " +
+                status.describe());
 }
 
 int run_ssh(const std::string& vm, const std::vector<std::string>& command, const Layout& layout,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,11 @@ int run_start(const StartOptions& options, const Layout& layout,
 int run_stop(const std::string& vm, const std::filesystem::path& run_dir);
 int run_down(const std::filesystem::path& run_dir);
 int run_status(const std::filesystem::path& run_dir, bool json);
+// `wlm log`: the capacity audit log as a table (or JSON lines).
+int run_wlm_log(const std::filesystem::path& run_dir, bool json);
+// `wlm chart`: runs the plotting script on the run's chart and audit logs.
+int run_wlm_chart(const std::optional<std::string>& out, const Layout& layout,
+                  const std::filesystem::path& run_dir);
 // Only returns by throwing: on success this process becomes ssh.
 int run_ssh(const std::string& vm, const std::vector<std::string>& command, const Layout& layout,
             const std::filesystem::path& run_dir);

@@ -33,6 +33,8 @@ int dispatch(const partlink::cli::CommandLine& cl) {
             [&](const DownCommand&) { return run_down(run_dir); },
             [&](const StatusCommand& c) { return run_status(run_dir, c.json); },
             [&](const SshCommand& c) { return run_ssh(c.vm, c.command, layout, run_dir); },
+            [&](const WlmLogCommand& c) { return run_wlm_log(run_dir, c.json); },
+            [&](const WlmChartCommand& c) { return run_wlm_chart(c.out, layout, run_dir); },
             [&](const HelpCommand&) { return kExitOk; },
         },
         cl.command);

@@ -215,5 +215,31 @@ TEST(CgroupState, RoundTripsAndReadsDocumentsWithoutCgroups) {
     EXPECT_FALSE(old.partitions[0].cgroup);
 }
 
+TEST(CgroupState, PolicyBoundsRoundTripAndAreOptional) {
+    RunState s = state_of(1);
+    s.created = "2026-01-01T00:00:00Z";
+    s.settings.mem_mib = 512;
+    s.settings.cpus = 1;
+    s.settings.timeout_seconds = 180;
+    s.cgroup_run = "/sys/fs/cgroup/partlink/abc123";
+    s.partitions[0].cgroup = CgroupRecord{*s.cgroup_run / "vm1", 50'000, 100, 20'000, 100'000};
+    RunState back = parse_state(serialize_state(s));
+    EXPECT_EQ(back.partitions[0].cgroup->min_units, 20'000);
+    EXPECT_EQ(back.partitions[0].cgroup->max_units, 100'000);
+
+    // A document of the release before policy files: no bounds, none shown.
+    auto doc = nlohmann::json::parse(serialize_state(s));
+    doc["partitions"][0]["cgroup"].erase("min_units");
+    doc["partitions"][0]["cgroup"].erase("max_units");
+    RunState old = parse_state(doc.dump());
+    EXPECT_EQ(old.partitions[0].cgroup->min_units, 0);
+    EXPECT_EQ(old.partitions[0].cgroup->max_units, 0);
+    CapacityStatus c = capacity_status(*old.partitions[0].cgroup, nullptr);
+    EXPECT_FALSE(c.min_cpus);
+    EXPECT_FALSE(c.max_cpus);
+    doc["partitions"][0]["cgroup"]["min_units"] = "a lot";
+    EXPECT_THROW(parse_state(doc.dump()), StateCorrupt);
+}
+
 } // namespace
 } // namespace partlink

@@ -85,9 +85,10 @@ TEST(CommandLine, UsageErrorsAreOneClearLine) {
               std::string::npos);
     EXPECT_EQ(usage_error({"up", "--vms"}), "--vms needs a value (see partlink --help)");
     EXPECT_EQ(usage_error({}),
-              "a command is required: up, start, stop, ssh, status or down (see partlink --help)");
+              "a command is required: up, start, stop, ssh, status, wlm or down (see partlink "
+              "--help)");
     EXPECT_EQ(usage_error({"bogus"}), "unknown command 'bogus'; commands are up, start, stop, ssh, "
-                                      "status, down (see partlink --help)");
+                                      "status, wlm, down (see partlink --help)");
     EXPECT_NE(usage_error({"up", "--bogus"}).find("--bogus"), std::string::npos);
     EXPECT_NE(usage_error({"status", "extra"}).find("extra"), std::string::npos);
     EXPECT_EQ(usage_error({"ssh"}), "ssh needs a partition name, e.g. partlink ssh vm1");
@@ -197,4 +198,61 @@ TEST(CommandLine, StartAndStopHelp) {
     auto stop_help = std::get<HelpCommand>(parse({"stop", "--help"}).command).text;
     for (const char* word : {"VM", "QMP quit", "SIGKILL", "partlink stop vm2"})
         EXPECT_NE(stop_help.find(word), std::string::npos) << word;
+}
+
+TEST(CommandLine, UpPolicy) {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "partlink-pol-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    std::filesystem::path file = std::filesystem::path(tmpl) / "policy.json";
+    std::ofstream(file) << R"({"privileged": "vm2", "partitions": [
+        {"name": "vm1", "entitlement": 0.5}, {"name": "vm2", "entitlement": 0.5}]})";
+    auto cl = parse({"up", "--policy", file.string()});
+    const auto& o = std::get<UpCommand>(cl.command).options;
+    EXPECT_EQ(o.policy_file, file);
+    ASSERT_TRUE(o.policy);
+    EXPECT_EQ(o.policy->privileged, "vm2");
+    EXPECT_EQ(usage_error({"up", "--policy", file.string(), "--no-cgroups"}),
+              "--policy sets the partitions' CPU cgroups; it does not go with --no-cgroups");
+    EXPECT_EQ(usage_error({"up", "--policy"}), "--policy needs a value (see partlink --help)");
+    std::filesystem::remove_all(tmpl);
+}
+
+TEST(CommandLine, WlmLogAndChart) {
+    auto log = parse({"wlm", "log"});
+    ASSERT_TRUE(std::holds_alternative<WlmLogCommand>(log.command));
+    EXPECT_FALSE(std::get<WlmLogCommand>(log.command).json);
+    EXPECT_TRUE(std::get<WlmLogCommand>(parse({"wlm", "log", "--json"}).command).json);
+    auto chart = parse({"wlm", "chart", "--run-dir", "/r"});
+    ASSERT_TRUE(std::holds_alternative<WlmChartCommand>(chart.command));
+    EXPECT_FALSE(std::get<WlmChartCommand>(chart.command).out);
+    EXPECT_EQ(chart.run_dir, "/r");
+    auto out = parse({"--run-dir", "/r", "wlm", "chart", "--out", "c.png"});
+    EXPECT_EQ(std::get<WlmChartCommand>(out.command).out, "c.png");
+    // `status --json` is not `wlm log --json`.
+    EXPECT_TRUE(std::get<StatusCommand>(parse({"status", "--json"}).command).json);
+}
+
+TEST(CommandLine, WlmUsageErrors) {
+    EXPECT_EQ(usage_error({"wlm"}),
+              "wlm needs a command: log or chart, e.g. partlink wlm log (see partlink --help)");
+    EXPECT_EQ(usage_error({"wlm", "frob"}),
+              "unknown wlm command 'frob'; wlm commands are log, chart (see partlink --help)");
+    EXPECT_EQ(usage_error({"wlm", "log", "extra"}),
+              "`wlm log` takes no arguments (got 'extra'; see partlink wlm log --help)");
+    EXPECT_EQ(usage_error({"wlm", "log", "--bogus"}),
+              "unknown option --bogus for `wlm log` (see partlink wlm log --help)");
+    EXPECT_EQ(usage_error({"wlm", "chart", "--out"}), "--out needs a value (see partlink --help)");
+    EXPECT_EQ(usage_error({"wlm", "chart", "--out", ""}), "--out must not be empty");
+    EXPECT_NE(usage_error({"frob"}).find("commands are up, start, stop, ssh, status, wlm, down"),
+              std::string::npos);
+}
+
+TEST(CommandLine, WlmHelp) {
+    auto help = parse({"wlm", "--help"});
+    ASSERT_TRUE(std::holds_alternative<HelpCommand>(help.command));
+    EXPECT_NE(std::get<HelpCommand>(help.command).text.find("log"), std::string::npos);
+    auto chart = std::get<HelpCommand>(parse({"wlm", "chart", "--help"}).command).text;
+    EXPECT_NE(chart.find("--out"), std::string::npos) << chart;
+    auto up = std::get<HelpCommand>(parse({"up", "--help"}).command).text;
+    EXPECT_NE(up.find("--policy"), std::string::npos) << up;
 }

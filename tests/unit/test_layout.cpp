@@ -81,3 +81,23 @@ TEST(Layout, MissingFilesSayWhatToRun) {
         EXPECT_EQ(e.exit_code(), kExitRuntime);
     }
 }
+
+TEST(Layout, WlmChartScriptAndPython) {
+    Layout l = layout_for_executable("/w/build/bin/partlink", env_of({}));
+    EXPECT_EQ(l.wlm_chart_script, "/w/build/share/partlink/wlm_chart.py");
+    EXPECT_EQ(l.python, "/usr/bin/python3");
+    Layout e = layout_for_executable(
+        "/w/build/bin/partlink",
+        env_of({{"PARTLINK_WLM_CHART", "/src/scripts/wlm_chart.py"}, {"PARTLINK_PYTHON", "/py"}}));
+    EXPECT_EQ(e.wlm_chart_script, "/src/scripts/wlm_chart.py");
+    EXPECT_EQ(e.python, "/py");
+    Layout missing = layout_for_executable("/nonexistent/build/bin/partlink", env_of({}));
+    try {
+        missing.require_wlm_chart();
+        FAIL();
+    } catch (const Error& err) {
+        std::string what = err.what();
+        EXPECT_NE(what.find("/nonexistent/build/share/partlink/wlm_chart.py"), std::string::npos);
+        EXPECT_NE(what.find("make shim"), std::string::npos);
+    }
+}

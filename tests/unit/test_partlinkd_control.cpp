@@ -90,6 +90,22 @@ TEST(Partlinkd, Argv) {
                                   "/R/fabric", "--config", "/R/fabric.json"}));
 }
 
+TEST(Partlinkd, ArgvWithCapacity) {
+    EXPECT_EQ(partlinkd_argv("/b/bin/partlinkd", "/R/partlinkd.sock", "/R/fabric", "/R/fabric.json",
+                             fs::path("/R/capacity.json")),
+              (std::vector<std::string>{"/b/bin/partlinkd", "--socket", "/R/partlinkd.sock",
+                                        "--segment", "/R/fabric", "--config", "/R/fabric.json",
+                                        "--capacity", "/R/capacity.json"}));
+    EXPECT_EQ(partlinkd_argv("p", "/R/s", "/R/f", "/R/c", std::nullopt).size(), 7u);
+}
+
+TEST(Partlinkd, DefaultFabricConfigNamesThePolicysWlmPartition) {
+    auto config = fabric::Config::parse(default_fabric_config(3, "vm2"), "fabric.json");
+    EXPECT_EQ(config.wlm(), "vm2");
+    EXPECT_EQ(config.flags_of("vm2"), PARTLINK_PORT_WLM);
+    EXPECT_EQ(config.flags_of("vm1"), 0u);
+}
+
 TEST(Partlinkd, DefaultFabricConfig) {
     auto doc = nlohmann::json::parse(default_fabric_config(3));
     EXPECT_EQ(doc, nlohmann::json::parse(

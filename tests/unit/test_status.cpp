@@ -1,8 +1,10 @@
 // `partlink status` of a --net partlink run: link, peers and counters read
 // from a synthetic fabric segment file.
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <stdlib.h>
@@ -237,4 +239,84 @@ TEST_F(StatusOfFabric, StoppedAndDeadPartitions) {
     s.partitions[1].state = "stopped";
     std::string table = render_status_table(collect_status(run_, s, false));
     EXPECT_NE(table.find("vm2   stopped"), std::string::npos) << table;
+}
+
+namespace {
+
+std::string chart_line(int second, const char* partition, const char* velocity, const char* state) {
+    char line[512];
+    std::snprintf(line, sizeof line,
+                  R"({"time":"2026-11-25T09:%02d:%02d.000000Z","from":"vm1","partition":"%s",)"
+                  R"("velocity":%s,"trend":1.0,"ewma":1.05,"lower_limit":0.8,)"
+                  R"("upper_limit":1.3,"cpu":0.43,"state":"%s"})"
+                  "\n",
+                  second / 60 % 60, second % 60, partition, velocity, state);
+    return line;
+}
+
+} // namespace
+
+// S and the chart state come from the last line of each partition in the
+// tail of RUN/wlm-chart.jsonl, which grows for as long as the run does.
+TEST_F(StatusOfFabric, LastChartPointOfEachPartitionFromTheTail) {
+    {
+        std::ofstream out(run_ / "wlm-chart.jsonl", std::ios::binary);
+        out << chart_line(0, "vm3", "0.5", "in-control"); // long before the tail
+        for (int i = 0; i < 1500; ++i) {                  // about 300 KiB
+            out << chart_line(i, "vm1", "1.1", "in-control");
+            out << chart_line(i, "vm2", "0.9", "warming-up");
+        }
+        out << chart_line(1500, "vm1", "0.61", "low");
+        out << chart_line(1500, "vm2", "null", "in-control");
+        out << R"({"time":"2026-11-25T10:00:00Z","from":"vm1","partition":"vm1","velo)"; // torn
+    }
+    ASSERT_GT(fs::file_size(run_ / "wlm-chart.jsonl"), 4 * 64 * 1024u);
+    const StatusReport report = collect_status(run_, state(3), false);
+    ASSERT_TRUE(report.partitions[0].chart && report.partitions[1].chart);
+    EXPECT_DOUBLE_EQ(*report.partitions[0].chart->velocity, 0.61);
+    EXPECT_EQ(report.partitions[0].chart->state, capacity::ChartState::low);
+    EXPECT_FALSE(report.partitions[1].chart->velocity);
+    EXPECT_EQ(report.partitions[1].chart->state, capacity::ChartState::in_control);
+    EXPECT_FALSE(report.partitions[2].chart) << "only the tail is read";
+
+    const std::string table = render_status_table(report);
+    std::istringstream lines(table);
+    std::string line;
+    std::map<std::string, std::vector<std::string>> rows;
+    bool header = false;
+    while (std::getline(lines, line)) {
+        std::istringstream words(line);
+        std::vector<std::string> w{std::istream_iterator<std::string>(words), {}};
+        if (!w.empty() && w[0] == "NAME" && line.find("CHART") != std::string::npos) {
+            header = true;
+            EXPECT_NE(line.find("  S  "), std::string::npos) << line;
+        } else if (header && !w.empty()) {
+            rows[w[0]] = w;
+        }
+    }
+    ASSERT_TRUE(header) << table;
+    ASSERT_TRUE(rows.count("vm1") && rows.count("vm2")) << table;
+    EXPECT_FALSE(rows.count("vm3")) << table;
+    // No cgroups in this run: the cgroup columns are "-".
+    const auto& vm1 = rows["vm1"];
+    EXPECT_EQ(vm1[vm1.size() - 4], "0.61") << table;
+    EXPECT_EQ(vm1[vm1.size() - 3], "low") << table;
+    const auto& vm2 = rows["vm2"];
+    EXPECT_EQ(vm2[vm2.size() - 4], "-") << table;
+    EXPECT_EQ(vm2[vm2.size() - 3], "in-control") << table;
+
+    const auto doc = render_status_json(report);
+    const auto& chart = doc["partitions"][0]["chart"];
+    EXPECT_EQ(chart["state"], "low");
+    EXPECT_DOUBLE_EQ(chart["velocity"].get<double>(), 0.61);
+    EXPECT_EQ(chart["partition"], "vm1");
+    EXPECT_TRUE(doc["partitions"][1]["chart"]["velocity"].is_null());
+    EXPECT_TRUE(doc["partitions"][2]["chart"].is_null());
+}
+
+TEST_F(StatusOfFabric, NoChartLogNoChartColumns) {
+    const StatusReport report = collect_status(run_, state(2), false);
+    EXPECT_FALSE(report.partitions[0].chart);
+    EXPECT_EQ(render_status_table(report).find("CHART"), std::string::npos);
+    EXPECT_TRUE(render_status_json(report)["partitions"][0]["chart"].is_null());
 }

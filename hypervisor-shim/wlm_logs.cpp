@@ -1,0 +1,110 @@
+#include "wlm_logs.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "error.hpp"
+
+namespace partlink {
+
+namespace fs = std::filesystem;
+namespace cap = partlink::capacity;
+using nlohmann::json;
+
+namespace {
+
+using Table = std::vector<std::vector<std::string>>;
+
+// Columns padded to their widest cell, two spaces apart; the last one is
+// not padded (the reason can be long).
+std::string render_table(const Table& rows) {
+    std::vector<std::size_t> width;
+    for (const auto& r : rows) {
+        width.resize(std::max(width.size(), r.size()));
+        for (std::size_t i = 0; i < r.size(); ++i)
+            width[i] = std::max(width[i], r[i].size());
+    }
+    std::string out;
+    for (const auto& r : rows) {
+        std::string line;
+        for (std::size_t i = 0; i < r.size(); ++i) {
+            line += r[i];
+            if (i + 1 < r.size())
+                line += std::string(width[i] - r[i].size() + 2, ' ');
+        }
+        while (!line.empty() && line.back() == ' ')
+            line.pop_back();
+        out += line + "\n";
+    }
+    return out;
+}
+
+std::string number(double value) {
+    if (std::isnan(value))
+        return "nan";
+    if (std::isinf(value))
+        return value > 0 ? "inf" : "-inf";
+    char text[32];
+    std::snprintf(text, sizeof text, "%.5g", value);
+    return text;
+}
+
+std::string changes_text(const std::vector<cap::CapChange>& changes) {
+    std::string out;
+    for (const auto& c : changes)
+        out += (out.empty() ? "" : ", ") + c.partition + " " + number(c.before.cpus()) + "->" +
+               number(c.after.cpus());
+    return out.empty() ? "-" : out;
+}
+
+std::string verification_text(const cap::AuditRecord& r) {
+    if (!r.verification)
+        return "-";
+    return r.verification->ok ? "ok" : "FAILED";
+}
+
+} // namespace
+
+std::string render_audit_table(const std::vector<cap::AuditRecord>& records) {
+    Table rows = {{"TIME", "FROM", "DIRECTIVE", "RESULT", "CHANGES (CPU)", "CHECK", "REASON"}};
+    for (const auto& r : records)
+        rows.push_back({cap::format_iso8601(r.time), r.from,
+                        r.target + " cpu " + number(r.cpu) + (r.donor ? " donor " + *r.donor : ""),
+                        std::string(cap::to_string(r.result)), changes_text(r.changes),
+                        verification_text(r), r.reason.empty() ? "-" : r.reason});
+    return render_table(rows);
+}
+
+std::string render_audit_json_lines(const std::vector<cap::AuditRecord>& records) {
+    std::string out;
+    for (const auto& r : records)
+        out += cap::to_json(r).dump() + "\n";
+    return out;
+}
+
+LatestChart latest_chart(const fs::path& chart_log) {
+    try {
+        return cap::latest_chart_records(chart_log);
+    } catch (const std::exception&) {
+        return {}; // status shows what it can
+    }
+}
+
+std::string chart_state_text(const cap::ChartRecord& record) {
+    return std::string(cap::to_string(record.state));
+}
+
+std::string velocity_text(const std::optional<cap::ChartRecord>& record) {
+    if (!record || !record->velocity)
+        return "-";
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3g", *record->velocity);
+    return text;
+}
+
+nlohmann::ordered_json chart_json(const cap::ChartRecord& record) {
+    return cap::to_json(record);
+}
+
+} // namespace partlink
