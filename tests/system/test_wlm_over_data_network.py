@@ -1,7 +1,6 @@
 """plwlm across partitions: monitors in vm2 and vm3 report over the data
-network to a dry-run manager in vm1.  Directives to the hypervisor need the
-device mailbox, which the data-path issue brings; until then the manager
-runs with --dry-run."""
+network to a dry-run manager in vm1 (directives: test_wlm_directives.py,
+the whole loop: test_wlm_load_step.py)."""
 
 import json
 
@@ -26,8 +25,3 @@ def test_monitors_report_to_the_manager_over_the_data_network(cluster3):
     assert reports["rejected"] == 0, reports
     assert {p["partition"] for p in records[-1]["partitions"]} == {"vm2", "vm3"}
 
-
-def test_request_without_the_mailbox_says_why(cluster3):
-    proc = cluster3.ssh("vm1", "plwlm request --partition vm2 --cpu 0.5", check=False)
-    assert proc.returncode == 3
-    assert "/dev/partlink-hv" in proc.stderr
