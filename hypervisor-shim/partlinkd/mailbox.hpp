@@ -46,8 +46,8 @@ public:
 // MalformedRequest.
 MailboxRequest decode_request(std::span<const std::uint8_t> bytes);
 
-// A short, printable description of any 128 bytes, for the audit log of a
-// malformed request: op and the target's bytes.
+// The target field of any 128 bytes, printable, for the audit log of a
+// malformed request.
 std::string describe_raw_request(std::span<const std::uint8_t> bytes);
 
 // reason is cut to fit, always NUL-terminated.
