@@ -85,9 +85,11 @@ Decision Decider::decide(const std::vector<PartitionStatus>& partitions) {
         }
         const PartitionStatus* donor = nullptr;
         for (const auto& p : partitions) {
-            if (&p == receiver || !p.fresh || p.chart == ChartState::out_of_control_low ||
-                busy(p) > config_.spare_threshold || p.steal >= config_.steal_threshold ||
-                p.cap - p.min_cap < config_.min_step || reversal(p.name, receiver->name))
+            // A chart that is low within the dead band, or low while the
+            // partition idles, is no need: such a partition can still give.
+            if (&p == receiver || !p.fresh || in_need(p) || busy(p) > config_.spare_threshold ||
+                p.steal >= config_.steal_threshold || p.cap - p.min_cap < config_.min_step ||
+                reversal(p.name, receiver->name))
                 continue;
             if (!donor || busy(p) < busy(*donor) ||
                 (busy(p) == busy(*donor) && p.name < donor->name))

@@ -6,7 +6,8 @@
 //    band, and CPU-bound (busy or stolen from), for `persistence` intervals
 //    in a row;
 //  * a donor with spare capacity: the least busy other partition that is not
-//    itself in need and is above its minimum;
+//    itself in need (a chart low within the dead band, or low while idle, is
+//    no need) and is above its minimum;
 //  * no directive in the last `settle_intervals` intervals;
 //  * no shift in the opposite direction between the same two partitions in
 //    the last `reverse_hold` intervals.

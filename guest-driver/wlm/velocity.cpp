@@ -42,8 +42,15 @@ VelocityEstimate VelocityTracker::add(double c, double packets) {
     last_c_ = c;
     last_p_ = packets;
     auto est = estimate();
-    if (est.s) {
-        trend_ = trend_ ? *trend_ + config_.trend_alpha * (*est.s - *trend_) : *est.s;
+    if (est.s && ++defined_ > config_.trend_delay) {
+        // Bias-corrected EWMA (an EWMA from zero divided by the weight it
+        // has gathered): early on it is the plain mean of S so far, so the
+        // wild slopes of a fit over few samples fade in a few samples
+        // instead of dominating the trend for ~1/alpha of them, which would
+        // make S - trend drift for the whole of the chart's warm-up.
+        trend_sum_ += config_.trend_alpha * (*est.s - trend_sum_);
+        trend_weight_ += config_.trend_alpha * (1.0 - trend_weight_);
+        trend_ = trend_sum_ / trend_weight_;
         est.s_trend = trend_;
     }
     return est;

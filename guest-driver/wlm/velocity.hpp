@@ -11,7 +11,7 @@
 // samples renormalized to the newest peak, exact and without revisiting old
 // samples.
 //
-// The trend of S is a slow EWMA of S, deliberately NOT rescaled when the peak
+// The trend of S is a slow (bias-corrected) EWMA of S, deliberately NOT rescaled when the peak
 // moves: traffic reaching a new peak without the velocity to serve it (more
 // CPU per unit of peak) shows as S falling below its trend, which is the
 // leading indicator the manager charts.
@@ -53,10 +53,17 @@ struct VelocityConfig {
     // ...or while the variance of C is below this (standard deviation 0.01):
     // a slope fitted over a C that barely moved is noise divided by ~0.
     double min_var_c = 1e-4;
-    // EWMA weight of the trend of S: ~1/alpha samples of memory (20 s at a
-    // 1 s interval), slower than the manager's chart so that a shift of S
-    // shows against it before the trend catches up.
-    double trend_alpha = 0.05;
+    // EWMA weight of the trend of S: ~1/alpha samples of memory (10 s at a
+    // 1 s interval). Slow enough that a drop of S shows against it for
+    // several intervals (the manager's chart needs two or three), fast
+    // enough that the drift of a young fit has left it before the chart's
+    // warm-up is over: with 0.05 that drift dominated the warm-up and the
+    // chart read a later drop as "high" (measured under TCG).
+    double trend_alpha = 0.1;
+    // The trend starts once S was defined this many times: the first slopes
+    // of a young fit swing widely, and a trend that remembers them drifts
+    // through the manager's whole chart warm-up.
+    std::size_t trend_delay = 10;
 };
 
 struct VelocityEstimate {
@@ -88,6 +95,9 @@ private:
     double last_c_ = 0;
     double last_p_ = 0;
     std::optional<double> trend_;
+    std::size_t defined_ = 0; // samples with S defined
+    double trend_sum_ = 0;    // EWMA of S started from 0
+    double trend_weight_ = 0; // the same EWMA of 1: what trend_sum_ gathered
 };
 
 } // namespace plwlm

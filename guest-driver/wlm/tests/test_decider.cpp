@@ -1,3 +1,4 @@
+#include <optional>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -224,10 +225,25 @@ TEST(Decider, BusyOrNeedyPartitionsDoNotDonate) {
     Decider d;
     const std::vector<PartitionStatus> parts = {
         part("vm2", ChartState::out_of_control_low, -0.3, 0.99),
-        part("vm3", ChartState::in_control, 0.0, 0.80),            // busy
-        part("vm4", ChartState::out_of_control_low, -0.01, 0.10)}; // low chart
+        part("vm3", ChartState::in_control, 0.0, 0.80),           // busy
+        part("vm4", ChartState::out_of_control_low, -0.3, 0.95)}; // in need itself
     for (int i = 0; i < 5; ++i)
         EXPECT_FALSE(d.decide(parts).shift);
+}
+
+// Measured under TCG: an idle partition's velocity drifts a little below its
+// trend and its chart, whose sigma is tiny, reads low. That is no need.
+TEST(Decider, AnIdlePartitionWithALowChartStillDonates) {
+    Decider d;
+    const std::vector<PartitionStatus> parts = {
+        part("vm2", ChartState::out_of_control_low, -0.3, 0.99),
+        part("vm3", ChartState::out_of_control_low, -0.01, 0.10)};
+    std::optional<Shift> shift;
+    for (int i = 0; i < 5 && !shift; ++i)
+        shift = d.decide(parts).shift;
+    ASSERT_TRUE(shift);
+    EXPECT_EQ(shift->receiver, "vm2");
+    EXPECT_EQ(shift->donor, "vm3");
 }
 
 TEST(Decider, StealCountsAsCpuPressure) {
