@@ -8,7 +8,7 @@ PARTLINK   := $(BUILD)/bin/partlink
 PYTHON     := /usr/bin/python3
 PYTEST_ARGS ?=
 
-.PHONY: all deps qemu qemu-asan images shim demo bench test unit-test pytest device-test device-test-asan system-test lint format clean distclean help
+.PHONY: all deps qemu qemu-asan images shim demo demo-wlm bench test unit-test pytest device-test device-test-asan system-test lint format clean distclean help
 
 all: qemu images shim
 
@@ -18,6 +18,7 @@ help:
 	@echo "make images       build the guest kernel, initramfs and partlink.ko -> build/images/"
 	@echo "make shim         build the partlink launcher -> $(PARTLINK)"
 	@echo "make demo         build what is missing, boot 2 guests, ping/iperf3/ssh between them"
+	@echo "make demo-wlm     3 guests: a load step on vm2, the WLM manager shifts CPU to it"
 	@echo "make test         unit tests, device tests and whole-system tests"
 	@echo "make device-test-asan  the device tests against QEMU built with AddressSanitizer"
 	@echo "make bench        guest-to-guest TCP, UDP and RTT per network mode, side by side"
@@ -46,6 +47,11 @@ shim: deps
 demo: all
 	@scripts/demo.sh
 
+# Three guests, the WLM manager shifting CPU after a load step on vm2,
+# against the same run with the manager in --dry-run.
+demo-wlm: all
+	@scripts/demo-wlm.py
+
 bench: all
 	@$(PYTHON) scripts/bench.py $(BENCH_ARGS)
 
@@ -55,9 +61,10 @@ test: all
 unit-test:
 	meson test -C $(MESON_DIR) --print-errorlogs
 
-# Device tests (qtest, no guest) and whole-system tests in one pytest run.
+# Device tests (qtest, no guest), whole-system tests and the scripts' tests
+# in one pytest run.
 pytest:
-	$(PYTHON) -m pytest tests/device tests/system $(PYTEST_ARGS)
+	$(PYTHON) -m pytest tests/device tests/system tests/tools $(PYTEST_ARGS)
 
 device-test:
 	$(PYTHON) -m pytest tests/device $(PYTEST_ARGS)
