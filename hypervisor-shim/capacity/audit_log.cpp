@@ -189,8 +189,7 @@ AuditRecord audit_record_from_json(const json& item) {
     record.from = item.at("from").get<std::string>();
     record.target = item.at("directive").at("target").get<std::string>();
     record.cpu = cpu_from(item.at("directive").at("cpu"));
-    if (const auto donor = item.at("directive").find("donor");
-        donor != item.at("directive").end())
+    if (const auto donor = item.at("directive").find("donor"); donor != item.at("directive").end())
         record.donor = donor->get<std::string>();
     record.result = result_from(item.at("result").get<std::string>());
     record.reason = item.value("reason", std::string());

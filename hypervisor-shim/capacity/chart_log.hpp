@@ -71,7 +71,7 @@ ChartLogContents read_chart_log(const std::filesystem::path& file);
 // The last record of each partition among the last `tail_bytes` of the file
 // (it grows by a line per partition per interval; status needs only the
 // end).  A missing file reads as none.
-std::map<std::string, ChartRecord>
-latest_chart_records(const std::filesystem::path& file, std::size_t tail_bytes = 64 * 1024);
+std::map<std::string, ChartRecord> latest_chart_records(const std::filesystem::path& file,
+                                                        std::size_t tail_bytes = 64 * 1024);
 
 } // namespace partlink::capacity

@@ -127,11 +127,10 @@ partlink_mbox_answer CapacityService::set_cpu(const Sender& from, const SetCpu& 
     if (record.result != cap::AuditResult::failed)
         pool_->commit(outcome);
     audit(record);
-    const auto granted = record.result == cap::AuditResult::failed ||
-                                 outcome.verdict == cap::Verdict::refused
-                             ? (outcome.changes.empty() ? cap::CpuAmount{}
-                                                        : outcome.changes.front().before)
-                             : outcome.granted;
+    const auto granted =
+        record.result == cap::AuditResult::failed || outcome.verdict == cap::Verdict::refused
+            ? (outcome.changes.empty() ? cap::CpuAmount{} : outcome.changes.front().before)
+            : outcome.granted;
     return make_answer(answer_result(record.result), to_micro_cpus(granted), record.reason);
 }
 
@@ -148,8 +147,7 @@ partlink_mbox_answer CapacityService::handle(const Sender& from,
                              std::string("malformed request: ") + e.what());
     }
     if (!from.wlm) {
-        const std::string reason = "partition " + from.name +
-                                   " is not the WLM partition: only " +
+        const std::string reason = "partition " + from.name + " is not the WLM partition: only " +
                                    pool_->policy().privileged + " may send requests";
         if (const auto* cpu = std::get_if<SetCpu>(&request))
             return refuse_logged(from, cpu->target,

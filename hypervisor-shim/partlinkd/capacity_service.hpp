@@ -13,8 +13,8 @@
 #include <string>
 
 #include "capacity/audit_log.hpp"
-#include "capacity/chart_log.hpp"
 #include "capacity/cgroup.hpp"
+#include "capacity/chart_log.hpp"
 #include "capacity/directive.hpp"
 #include "capacity/enforcer.hpp"
 #include "capacity/run_config.hpp"
@@ -58,8 +58,8 @@ public:
 
 private:
     partlink_mbox_answer set_cpu(const Sender& from, const struct SetCpu& request);
-    partlink_mbox_answer refuse_logged(const Sender& from, const std::string& target,
-                                       double cpu, const std::string& reason);
+    partlink_mbox_answer refuse_logged(const Sender& from, const std::string& target, double cpu,
+                                       const std::string& reason);
     void audit(const capacity::AuditRecord& record);
 
     std::string off_reason_;

@@ -10,9 +10,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "capacity/run_config.hpp"
 #include "config.hpp"
 #include "error.hpp"
-#include "capacity/run_config.hpp"
 #include "hello.hpp"
 #include "mailbox.hpp"
 
@@ -74,8 +74,8 @@ CapacityService load_capacity(const Options& options, const fabric::Config& conf
     auto run = capacity::load_run_config(*options.capacity);
     if (config.wlm() != run.policy.privileged)
         throw Error("the fabric config names " + config.wlm().value_or("no partition") +
-                    " as the WLM partition but the capacity policy names " +
-                    run.policy.privileged + ": make them agree");
+                    " as the WLM partition but the capacity policy names " + run.policy.privileged +
+                    ": make them agree");
     std::shared_ptr<capacity::CpuController> controller;
     try {
         controller = capacity::make_cpu_controller(capacity::detect_cpu_hierarchy());
@@ -306,12 +306,11 @@ void Daemon::handle(Connection& c, fabric::Received message) {
 
 void Daemon::mailbox_request(Connection& c, const fabric::Received& message) {
     if (message.payload.size() != sizeof(partlink_msg_mbox_request) || !message.fds.empty()) {
-        deliver(broker_.refuse(c.id, c.who,
-                               "MBOX_REQUEST of " + std::to_string(message.payload.size()) +
-                                   " bytes (and " + std::to_string(message.fds.size()) +
-                                   " fds), expected " +
-                                   std::to_string(sizeof(partlink_msg_mbox_request)) +
-                                   " bytes and none"));
+        deliver(broker_.refuse(
+            c.id, c.who,
+            "MBOX_REQUEST of " + std::to_string(message.payload.size()) + " bytes (and " +
+                std::to_string(message.fds.size()) + " fds), expected " +
+                std::to_string(sizeof(partlink_msg_mbox_request)) + " bytes and none"));
         return;
     }
     partlink_msg_mbox_request request;
@@ -319,11 +318,11 @@ void Daemon::mailbox_request(Connection& c, const fabric::Received& message) {
     // A device has one request in flight; more are left over from requests
     // it gave up on.  Beyond a few, the guest is flooding the worker.
     if (mailbox_.pending(c.id) >= kMaxMailboxPending) {
-        fabric::Outgoing busy{c.id,
-                              fabric::make_mbox_answer(
-                                  request.seq, make_answer(PARTLINK_MBOX_REFUSED, 0,
-                                                           "too many requests in flight")),
-                              false};
+        fabric::Outgoing busy{
+            c.id,
+            fabric::make_mbox_answer(
+                request.seq, make_answer(PARTLINK_MBOX_REFUSED, 0, "too many requests in flight")),
+            false};
         deliver({std::move(busy)});
         return;
     }

@@ -11,8 +11,8 @@
 #include <string>
 
 #include "broker.hpp"
-#include "glib_handles.hpp"
 #include "capacity_service.hpp"
+#include "glib_handles.hpp"
 #include "listener.hpp"
 #include "mailbox_worker.hpp"
 #include "protocol.hpp"
