@@ -185,6 +185,12 @@ static int partlink_hv_exchange(struct partlink_hv *hv,
 		return -ETIMEDOUT;
 
 	partlink_hv_read_answer(pl, &x->answer);
+	/*
+	 * A reset during the read zeroed the answer under us; MMIO reads are
+	 * ordered, so DONE now means every word read was the answer.
+	 */
+	if (partlink_rd(pl, PARTLINK_REG_MBOX_STATUS) != PARTLINK_MBOX_DONE)
+		return -ETIMEDOUT;
 	return 0;
 }
 

@@ -122,6 +122,8 @@ void ChartLog::append(const ChartRecord& record) {
     } while (n < 0 && errno == EINTR);
     if (n < 0)
         throw_errno("cannot append to the WLM chart log " + path_.string());
+    if (static_cast<std::size_t>(n) != line.size())
+        throw Error("short write to the WLM chart log " + path_.string() + " (disk full?)");
 }
 
 ChartLogContents read_chart_log(const fs::path& file) {

@@ -105,6 +105,23 @@ void CapacityService::audit(const cap::AuditRecord& record) {
 
 partlink_mbox_answer CapacityService::refuse_logged(const Sender& from, const std::string& target,
                                                     double cpu, const std::string& reason) {
+    // A guest looping on refused requests must not turn the audit log into
+    // its disk-filling, fsync-per-request channel: beyond a budget per
+    // sender and minute, refusals are answered but not logged, and the
+    // daemon's log says how many were left out.
+    const auto now = std::chrono::steady_clock::now();
+    auto& budget = refusals_[from.name];
+    if (now - budget.since >= kRefusalWindow) {
+        if (budget.suppressed && log_)
+            log_(from.name + ": " + std::to_string(budget.suppressed) +
+                 " refused requests not written to the audit log (more than " +
+                 std::to_string(kAuditedRefusals) + " a minute)");
+        budget = {now, 0, 0};
+    }
+    if (++budget.count > kAuditedRefusals) {
+        ++budget.suppressed;
+        return make_answer(PARTLINK_MBOX_REFUSED, 0, reason);
+    }
     cap::AuditRecord record;
     record.time = std::chrono::system_clock::now();
     record.from = from.name;

@@ -5,8 +5,10 @@
 // verification watches cpu.stat for a few hundred milliseconds.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -71,6 +73,15 @@ private:
     std::optional<capacity::ChartLog> chart_log_;
     std::string start_note_;
     std::function<void(const std::string&)> log_;
+
+    struct RefusalBudget {
+        std::chrono::steady_clock::time_point since;
+        unsigned count = 0;
+        unsigned suppressed = 0;
+    };
+    static constexpr unsigned kAuditedRefusals = 60;
+    static constexpr std::chrono::seconds kRefusalWindow{60};
+    std::map<std::string, RefusalBudget, std::less<>> refusals_;
 };
 
 // micro-CPUs of the ABI for a pool amount.

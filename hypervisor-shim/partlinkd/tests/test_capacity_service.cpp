@@ -265,6 +265,20 @@ TEST_P(CapacityServiceTest, RefusalsChangeNothingAndAreAudited) {
     EXPECT_EQ(slept.count(), 0) << "nothing to verify";
 }
 
+TEST_P(CapacityServiceTest, AFloodOfRefusalsIsAnsweredButAuditedOnlyUpToItsBudget) {
+    set_entitlements();
+    auto service = make_service();
+    for (int i = 0; i < 100; ++i) {
+        const auto answer = service.handle(kNotWlm, set_cpu("vm2", 1'000'000));
+        EXPECT_EQ(result_of(answer), static_cast<std::uint32_t>(PARTLINK_MBOX_REFUSED)) << i;
+    }
+    EXPECT_EQ(audit().size(), 60u);
+    // The WLM partition's directives are not held back by another's flood.
+    EXPECT_EQ(result_of(service.handle(kWlm, set_cpu("vm2", 1'000'000))),
+              static_cast<std::uint32_t>(PARTLINK_MBOX_APPLIED));
+    EXPECT_EQ(audit().size(), 61u);
+}
+
 TEST_P(CapacityServiceTest, PoolTotalIsConstantOverRandomDirectives) {
     set_entitlements();
     auto service = make_service();
