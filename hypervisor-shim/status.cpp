@@ -8,33 +8,11 @@
 #include "partlinkd_control.hpp"
 #include "qemu_command.hpp"
 #include "qemu_control.hpp"
+#include "text_table.hpp"
 
 namespace partlink {
 
 namespace {
-
-using Table = std::vector<std::vector<std::string>>;
-
-// Columns padded to their widest cell, two spaces apart.
-std::string render_table(const Table& rows) {
-    std::vector<std::size_t> width;
-    for (const auto& r : rows) {
-        width.resize(std::max(width.size(), r.size()));
-        for (std::size_t i = 0; i < r.size(); ++i)
-            width[i] = std::max(width[i], r[i].size());
-    }
-    std::string out;
-    for (const auto& r : rows) {
-        std::string line;
-        for (std::size_t i = 0; i < r.size(); ++i) {
-            line += r[i];
-            if (i + 1 < r.size())
-                line += std::string(width[i] - r[i].size() + 2, ' ');
-        }
-        out += line + "\n";
-    }
-    return out;
-}
 
 void collect_fabric(StatusReport& report, const RunState& state) {
     DaemonStatus d;

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "error.hpp"
+#include "text_table.hpp"
 
 namespace partlink {
 
@@ -13,32 +14,6 @@ namespace cap = partlink::capacity;
 using nlohmann::json;
 
 namespace {
-
-using Table = std::vector<std::vector<std::string>>;
-
-// Columns padded to their widest cell, two spaces apart; the last one is
-// not padded (the reason can be long).
-std::string render_table(const Table& rows) {
-    std::vector<std::size_t> width;
-    for (const auto& r : rows) {
-        width.resize(std::max(width.size(), r.size()));
-        for (std::size_t i = 0; i < r.size(); ++i)
-            width[i] = std::max(width[i], r[i].size());
-    }
-    std::string out;
-    for (const auto& r : rows) {
-        std::string line;
-        for (std::size_t i = 0; i < r.size(); ++i) {
-            line += r[i];
-            if (i + 1 < r.size())
-                line += std::string(width[i] - r[i].size() + 2, ' ');
-        }
-        while (!line.empty() && line.back() == ' ')
-            line.pop_back();
-        out += line + "\n";
-    }
-    return out;
-}
 
 std::string number(double value) {
     if (std::isnan(value))
