@@ -274,6 +274,16 @@ static void partlink_send_hello(PartlinkState *s)
 /*
  * Forward a mailbox request to partlinkd.  Only a registered device may:
  * partlinkd knows the sender by the port it registered.
+ *
+ * We get here from the guest's MMIO write to MBOX_SEND, on its vCPU
+ * thread with the BQL held, so the write must not block: were partlinkd
+ * stopped with its socket buffer full, qemu_chr_fe_write_all() would
+ * spin until it read again, and with the BQL held the whole VM would
+ * stall.  So make one non-blocking attempt.  If partlinkd took none of
+ * the request, fail: the guest gets UNAVAILABLE at once.  If it took
+ * only part, the stream has lost its framing: drop the connection, so
+ * that a reconnect registers again on a clean one.  Closing answers the
+ * request in flight (CHR_EVENT_CLOSED calls partlink_mbox_disconnected).
  */
 bool partlink_fabric_mbox_request(PartlinkState *s, uint32_t seq,
                                   const uint8_t *request, Error **errp)
@@ -286,6 +296,7 @@ bool partlink_fabric_mbox_request(PartlinkState *s, uint32_t seq,
         .hdr.len = sizeof(msg.req),
         .req.seq = seq,
     };
+    int ret, saved_errno;
 
     if (!partlink_fabric_owns_slot(s)) {
         error_setg(errp, "the device is not on the fabric");
@@ -296,12 +307,25 @@ bool partlink_fabric_mbox_request(PartlinkState *s, uint32_t seq,
         return false;
     }
     memcpy(&msg.req.request, request, sizeof(msg.req.request));
-    if (qemu_chr_fe_write_all(&s->chr, (uint8_t *)&msg, sizeof(msg)) !=
-        sizeof(msg)) {
-        error_setg(errp, "cannot send the request to partlinkd");
+    ret = qemu_chr_fe_write(&s->chr, (uint8_t *)&msg, sizeof(msg));
+    saved_errno = errno;
+    if (ret == sizeof(msg)) {
+        return true;
+    }
+    if (ret > 0) {
+        warn_report("partlink-pci: partlinkd took %d of the %zu bytes of a "
+                    "mailbox request, closing the connection", ret,
+                    sizeof(msg));
+        qemu_chr_fe_disconnect(&s->chr);
+        error_setg(errp, "partlinkd took part of the request");
         return false;
     }
-    return true;
+    if (ret == 0 || saved_errno == EAGAIN) {
+        error_setg(errp, "partlinkd is not reading its socket");
+        return false;
+    }
+    error_setg(errp, "cannot send the request to partlinkd");
+    return false;
 }
 
 static void partlink_maybe_hello(PartlinkState *s)

@@ -427,6 +427,66 @@ def test_daemon_gone_while_busy_answers_unavailable(daemon):
     assert result == UNAVAILABLE and "connection to partlinkd closed" in reason
 
 
+def test_daemon_not_reading_answers_unavailable_at_once(daemon):
+    """partlinkd stopped (SIGSTOP, a debugger) reads nothing, and once its
+    socket buffer is full a request cannot go out.  The device writes from
+    the vCPU thread under the BQL: it must not wait for room, which would
+    stall the whole VM, but answer UNAVAILABLE at once.  The requests that
+    did go out arrive whole once partlinkd reads again, and the connection
+    goes on."""
+    a = daemon.adapter()
+    # A QEMU that answers no qtest command for 10 s has stalled: fail then
+    # instead of waiting on it.
+    a.q.sock.settimeout(10)
+    data = os.urandom(REQUEST_SIZE)
+    write_request(a, data)
+    # From here the fake daemon reads nothing.  Each request that goes out
+    # stays in the socket until the kernel takes no more: on a unix stream
+    # socket, a few hundred by the sender's SO_SNDBUF (the receiver's
+    # SO_RCVBUF plays no part), and each is taken whole or not at all.
+    deadline = time.monotonic() + 60
+    queued = 0
+    while True:
+        a.writel("MBOX_SEND", 1)
+        if a.readl("MBOX_STATUS") == DONE:
+            break
+        queued += 1
+        a.q.command(f"clock_step {TIMEOUT_NS}")
+        assert a.readl("MBOX_STATUS") == DONE
+        assert time.monotonic() < deadline, \
+            f"the socket took {queued} requests and is not full yet"
+    assert queued > 0, "the first request did not go out"
+    not_reading = (UNAVAILABLE, 0, "partlinkd is not reading its socket")
+    assert answer_fields(read_answer(a)) == not_reading
+    # Every further request too, at once: no timer, no waiting for room.
+    for _ in range(3):
+        a.writel("MBOX_SEND", 1)
+        assert a.readl("MBOX_STATUS") == DONE
+        assert answer_fields(read_answer(a)) == not_reading
+    assert "return" in a.q.qmp("query-status"), "the main loop is stuck"
+    assert a.readl("BAD_ACCESS") == 0
+
+    # partlinkd reads again: the requests that went out, whole and in order,
+    # and none of those refused.
+    seqs = []
+    for _ in range(queued):
+        seq, got = daemon.request()
+        assert got == data
+        seqs.append(seq)
+    assert seqs == list(range(seqs[0], seqs[0] + queued)), seqs
+    assert daemon.nothing_sent(), "a refused request went out after all"
+    # Same connection, still framed: the next request goes out and is
+    # answered.
+    data = set_cpu_request(target=b"vm3")
+    send(a, data)
+    seq, got = daemon.request()
+    assert got == data and seq > seqs[-1]
+    reply = mbox_answer(APPLIED, 1, b"ok")
+    daemon.answer(seq, reply)
+    wait_status(a, DONE)
+    assert read_answer(a) == reply
+
+
 def test_driver_reset_while_busy(daemon):
     a = daemon.adapter()
     msix_enable(a)
