@@ -157,6 +157,7 @@ VmSpec vm_spec(const RunState& state, const PartitionRecord& p, const Layout& la
     spec.initrd = layout.initrd();
     spec.console_file = p.console;
     spec.qmp_socket = p.qmp;
+    spec.hv_qmp_socket = dir.hv_qmp_socket(p.index);
     spec.pid_file = p.pidfile;
     spec.ssh_port = static_cast<std::uint16_t>(p.ssh_port);
     if (!p.taps.empty())

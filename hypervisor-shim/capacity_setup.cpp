@@ -13,7 +13,7 @@ namespace partlink {
 namespace fs = std::filesystem;
 namespace cap = partlink::capacity;
 
-std::vector<std::string> policy_run_problems(const cap::Policy& policy, int vms) {
+std::vector<std::string> policy_run_problems(const cap::Policy& policy, int vms, int mem_mib) {
     std::vector<std::string> problems;
     const std::string run = vms == 1 ? "vm1" : "vm1..vm" + std::to_string(vms);
     std::set<std::string> named;
@@ -22,6 +22,10 @@ std::vector<std::string> policy_run_problems(const cap::Policy& policy, int vms)
         auto index = parse_vm_name(p.name);
         if (!index || *index > vms)
             problems.push_back("partition '" + p.name + "' is not one of this run's (" + run + ")");
+        if (p.memory && p.memory->max_mib > static_cast<std::uint64_t>(mem_mib))
+            problems.push_back(p.name + "'s memory_mib max " + std::to_string(p.memory->max_mib) +
+                               " is more than the " + std::to_string(mem_mib) +
+                               " MiB it boots with (--mem): a balloon only takes memory away");
     }
     for (int i = 1; i <= vms; ++i)
         if (!named.contains(vm_name(i)))
@@ -29,15 +33,17 @@ std::vector<std::string> policy_run_problems(const cap::Policy& policy, int vms)
     return problems;
 }
 
-void check_policy_for_run(const cap::Policy& policy, int vms, const std::string& source) {
-    auto problems = policy_run_problems(policy, vms);
+void check_policy_for_run(const cap::Policy& policy, int vms, int mem_mib,
+                          const std::string& source) {
+    auto problems = policy_run_problems(policy, vms, mem_mib);
     if (problems.empty())
         return;
     std::string message = "--policy " + source + " does not fit a run of " + std::to_string(vms) +
                           " partition" + (vms == 1 ? "" : "s") + ":";
     for (const auto& p : problems)
         message += "\n  - " + p;
-    message += "\nname exactly the partitions vm1..vmN of `--vms N` in the policy";
+    message += "\nname exactly the partitions vm1..vmN of `--vms N` in the policy, with memory "
+               "ranges within --mem";
     throw UsageError(message);
 }
 
@@ -56,6 +62,8 @@ cap::RunCapacityConfig run_capacity_config(const RunState& state, const cap::Pol
         if (!p.cgroup)
             throw Error("internal error: " + p.name + " has no planned cgroup");
         config.cgroups[p.name] = p.cgroup->path;
+        config.balloons[p.name] = {dir.hv_qmp_socket(p.index),
+                                   static_cast<std::uint64_t>(state.settings.mem_mib)};
     }
     config.audit_log = dir.wlm_audit_log();
     config.chart_log = dir.wlm_chart_log();

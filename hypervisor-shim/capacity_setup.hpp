@@ -17,10 +17,12 @@
 namespace partlink {
 
 // What keeps `policy` from describing exactly the partitions vm1..vm`vms`
-// of a run: one line per problem, none if it fits.
-std::vector<std::string> policy_run_problems(const capacity::Policy& policy, int vms);
+// of a run whose guests boot with `mem_mib` each: one line per problem,
+// none if it fits.
+std::vector<std::string> policy_run_problems(const capacity::Policy& policy, int vms, int mem_mib);
 // Throws a UsageError naming `source` and listing every problem.
-void check_policy_for_run(const capacity::Policy& policy, int vms, const std::string& source);
+void check_policy_for_run(const capacity::Policy& policy, int vms, int mem_mib,
+                          const std::string& source);
 
 // The policy of a run without --policy: the default one (an equal share
 // each, min 0.1, max every host CPU), with the WLM partition `wlm` (vm1
@@ -29,7 +31,8 @@ void check_policy_for_run(const capacity::Policy& policy, int vms, const std::st
 capacity::Policy default_run_policy(int vms, double host_cpus, const std::string& wlm = "vm1");
 
 // The configuration partlinkd gets: `policy`, the planned cgroup of every
-// partition of `state` (plan_cgroups ran), the audit and chart logs in `dir`.
+// partition of `state` (plan_cgroups ran), the audit and chart logs in `dir`,
+// and each partition's balloon (partlinkd's QMP socket, its boot RAM).
 capacity::RunCapacityConfig run_capacity_config(const RunState& state,
                                                 const capacity::Policy& policy, const RunDir& dir);
 // Writes it to RUN/capacity.json (atomically) and returns that path.

@@ -96,7 +96,7 @@ void validate_policy_arg(UpOptions& opts, const std::string& arg, int host_cpus)
     } catch (const Error& e) {
         throw UsageError("--policy: " + std::string(e.what()));
     }
-    check_policy_for_run(policy, opts.vms, file.string());
+    check_policy_for_run(policy, opts.vms, opts.mem_mib, file.string());
     if (opts.fabric_config && opts.fabric_wlm != policy.privileged)
         throw UsageError("--policy " + file.string() + " makes " + policy.privileged +
                          " the WLM partition but --fabric-config " + opts.fabric_config->string() +

@@ -95,11 +95,21 @@ std::vector<std::string> build_qemu_argv(const VmSpec& spec) {
     argv.opt("-append", kernel_command_line(spec.index, spec.net));
     argv.opt("-serial", "file:" + spec.console_file.string());
     argv.opt("-qmp", "unix:" + spec.qmp_socket.string() + ",server=on,wait=off");
+    if (!spec.hv_qmp_socket.empty()) {
+        // A monitor serves one client at a time: partlinkd gets its own, so
+        // that a balloon directive and `partlink stop` never queue behind
+        // each other.
+        argv.opt("-chardev",
+                 "socket,id=hv-qmp,path=" + spec.hv_qmp_socket.string() + ",server=on,wait=off");
+        argv.opt("-mon", "chardev=hv-qmp,mode=control");
+    }
     argv.opt("-pidfile", spec.pid_file.string());
     // restrict=on: the management NIC reaches nothing but the forwarded ssh port.
     argv.opt("-netdev", "user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:" +
                             std::to_string(spec.ssh_port) + "-:22");
     argv.opt("-device", "virtio-net-pci,netdev=mgmt,mac=" + mgmt_mac(spec.index) + ",romfile=");
+    // Memory directives move the guest's RAM through its balloon.
+    argv.opt("-device", "virtio-balloon-pci,id=balloon0");
     const std::string adapter =
         "mac=" + partlink_mac(spec.index) + ",port=" + std::to_string(fabric_port(spec.index));
     if (spec.net == NetMode::Partlink) {

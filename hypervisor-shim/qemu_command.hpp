@@ -37,7 +37,8 @@ struct VmSpec {
     std::filesystem::path kernel;
     std::filesystem::path initrd;
     std::filesystem::path console_file;
-    std::filesystem::path qmp_socket;
+    std::filesystem::path qmp_socket;    // the launcher's QMP monitor
+    std::filesystem::path hv_qmp_socket; // partlinkd's (the balloon); none if empty
     std::filesystem::path pid_file;
     std::uint16_t ssh_port = 0;
     std::string tap;                     // NetMode::VirtioTap

@@ -52,6 +52,9 @@ fs::path RunDir::log_file(int index) const {
 fs::path RunDir::qmp_socket(int index) const {
     return vm_file(path_, index, ".qmp");
 }
+fs::path RunDir::hv_qmp_socket(int index) const {
+    return vm_file(path_, index, ".hv.qmp");
+}
 fs::path RunDir::pid_file(int index) const {
     return vm_file(path_, index, ".pid");
 }

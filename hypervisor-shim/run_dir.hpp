@@ -34,6 +34,8 @@ public:
     std::filesystem::path console_file(int index) const;
     std::filesystem::path log_file(int index) const;
     std::filesystem::path qmp_socket(int index) const;
+    // partlinkd's own QMP monitor of partition N (its balloon).
+    std::filesystem::path hv_qmp_socket(int index) const;
     std::filesystem::path pid_file(int index) const;
     std::filesystem::path ssh_probe_log(int index) const;
     std::filesystem::path data_socket() const { return path_ / "data.sock"; }

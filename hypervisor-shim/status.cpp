@@ -8,6 +8,7 @@
 #include "partlinkd_control.hpp"
 #include "qemu_command.hpp"
 #include "qemu_control.hpp"
+#include "qmp.hpp"
 #include "text_table.hpp"
 
 namespace partlink {
@@ -36,6 +37,28 @@ void collect_fabric(StatusReport& report, const RunState& state) {
                        : PortStatus{};
     }
     report.partlinkd = d;
+}
+
+// A wedged QEMU must not hold `status` up for long.
+constexpr std::chrono::milliseconds kBalloonQueryTimeout{500};
+
+std::optional<std::uint64_t> balloon_mib(const std::filesystem::path& qmp) {
+    try {
+        const auto reply = QmpClient::connect(qmp, kBalloonQueryTimeout).execute("query-balloon");
+        if (const auto it = reply.find("actual"); it != reply.end() && it->is_number_unsigned())
+            return (it->get<std::uint64_t>() + (1u << 19)) >> 20;
+    } catch (const std::exception&) {
+        // No balloon device, or a QEMU too busy to answer: shown as unknown.
+    }
+    return std::nullopt;
+}
+
+std::string memory_text(const PartitionStatus& s, int boot_mib) {
+    if (!s.memory_mib)
+        return "-";
+    if (*s.memory_mib == static_cast<std::uint64_t>(boot_mib))
+        return std::to_string(boot_mib) + " MiB";
+    return std::to_string(*s.memory_mib) + "/" + std::to_string(boot_mib) + " MiB";
 }
 
 std::string cpus_text(double cpus) {
@@ -169,17 +192,20 @@ StatusReport collect_status(const std::filesystem::path& run_dir,
     if (!state)
         return report;
     report.net = state->settings.net;
+    report.boot_memory_mib = state->settings.mem_mib;
     CpuControllerPtr cgroups;
     if (state->cgroup_run)
         cgroups = find_cpu_cgroups();
     const LatestChart chart = latest_chart(run_dir / kWlmChartLog);
     for (const auto& p : state->partitions) {
-        report.partitions.push_back(
-            {p, live_state(p, run_dir, busy), std::nullopt, std::nullopt, std::nullopt});
+        report.partitions.push_back({p, live_state(p, run_dir, busy), std::nullopt, std::nullopt,
+                                     std::nullopt, std::nullopt});
         if (p.cgroup)
             report.partitions.back().capacity = capacity_status(*p.cgroup, cgroups.get());
         if (auto it = chart.find(p.name); it != chart.end())
             report.partitions.back().chart = it->second;
+        if (report.partitions.back().live_state == "running")
+            report.partitions.back().memory_mib = balloon_mib(p.qmp);
     }
     if (state->settings.net == NetMode::Partlink)
         collect_fabric(report, *state);
@@ -190,12 +216,13 @@ std::string render_status_table(const StatusReport& report) {
     if (report.partitions.empty())
         return "partlink: nothing is up in " + report.run_dir.string() +
                (report.busy ? " (another partlink command is working on it)" : "") + "\n";
-    Table rows = {{"NAME", "STATE", "IP", "SSH PORT", "QEMU PID", "ACCEL", "NET"}};
+    Table rows = {{"NAME", "STATE", "IP", "SSH PORT", "QEMU PID", "ACCEL", "NET", "MEMORY"}};
     for (const auto& s : report.partitions) {
         const auto& p = s.record;
         rows.push_back({p.name, s.live_state, p.ip, std::to_string(p.ssh_port),
                         p.qemu_pid ? std::to_string(*p.qemu_pid) : "-",
-                        std::string(to_string(p.accel)), std::string(to_string(p.net))});
+                        std::string(to_string(p.accel)), std::string(to_string(p.net)),
+                        memory_text(s, report.boot_memory_mib)});
     }
     std::string out = "run dir: " + report.run_dir.string() + "\n" + render_table(rows);
     if (report.partlinkd) {
@@ -225,6 +252,8 @@ nlohmann::ordered_json render_status_json(const StatusReport& report) {
             {"ssh_port", p.ssh_port},
             {"net", to_string(p.net)},
             {"mac", p.mac},
+            {"boot_memory_mib", report.boot_memory_mib},
+            {"memory_mib", s.memory_mib ? json(*s.memory_mib) : json(nullptr)},
         });
         parts.back()["capacity"] = s.capacity ? capacity_json(*s.capacity) : json(nullptr);
         parts.back()["chart"] = s.chart ? json(chart_json(*s.chart)) : json(nullptr);

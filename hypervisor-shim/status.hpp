@@ -29,6 +29,9 @@ struct PartitionStatus {
     // Its last control chart point (RUN/wlm-chart.jsonl): S and the chart
     // state; nothing before the WLM manager reported on it.
     std::optional<capacity::ChartRecord> chart;
+    // The guest's RAM as its balloon leaves it (QMP query-balloon), in MiB;
+    // nothing unless it is running and its QEMU answered.
+    std::optional<std::uint64_t> memory_mib;
 };
 
 struct DaemonStatus {
@@ -41,6 +44,7 @@ struct DaemonStatus {
 
 struct StatusReport {
     std::filesystem::path run_dir;
+    int boot_memory_mib = 0;    // what every guest booted with (`up --mem`)
     std::optional<NetMode> net; // nothing if nothing is up
     std::vector<PartitionStatus> partitions;
     std::optional<DaemonStatus> partlinkd; // --net partlink

@@ -184,7 +184,7 @@ Process start_partlinkd(RunState& state, const UpOptions& opts, const Layout& la
 void bring_up(const UpOptions& opts, const Layout& layout, const RunDir& dir, const Output& out) {
     const auto started = Clock::now();
     // QEMU creates its QMP socket under the run dir; sun_path is 108 bytes.
-    if (dir.qmp_socket(kMaxVms).string().size() >= 108 ||
+    if (dir.hv_qmp_socket(kMaxVms).string().size() >= 108 ||
         dir.partlinkd_socket().string().size() >= 108)
         throw Error("run directory path " + dir.path().string() +
                     " is too long for QEMU's unix sockets; use a shorter --run-dir");

@@ -25,15 +25,34 @@ std::string number(double value) {
     return text;
 }
 
-std::string changes_text(const std::vector<cap::CapChange>& changes) {
+std::string mib_text(const std::optional<std::uint64_t>& mib) {
+    return mib ? std::to_string(*mib) : "?";
+}
+
+std::string directive_text(const cap::AuditRecord& r) {
+    if (r.memory_mib)
+        return r.target + " memory " + std::to_string(*r.memory_mib) + " MiB";
+    return r.target + " cpu " + number(r.cpu) + (r.donor ? " donor " + *r.donor : "");
+}
+
+// CPU: every cap that moved; memory: the target's RAM before -> its balloon
+// target, and where the guest got to if it was not there yet.
+std::string changes_text(const cap::AuditRecord& r) {
+    if (r.balloon) {
+        const auto& b = *r.balloon;
+        return r.target + " " + mib_text(b.before_mib) + "->" + std::to_string(b.target_mib) +
+               " MiB" + (b.reached ? "" : " (at " + mib_text(b.actual_mib) + ")");
+    }
     std::string out;
-    for (const auto& c : changes)
+    for (const auto& c : r.changes)
         out += (out.empty() ? "" : ", ") + c.partition + " " + number(c.before.cpus()) + "->" +
                number(c.after.cpus());
     return out.empty() ? "-" : out;
 }
 
 std::string verification_text(const cap::AuditRecord& r) {
+    if (r.balloon)
+        return r.balloon->reached ? "ok" : "moving";
     if (!r.verification)
         return "-";
     return r.verification->ok ? "ok" : "FAILED";
@@ -42,11 +61,10 @@ std::string verification_text(const cap::AuditRecord& r) {
 } // namespace
 
 std::string render_audit_table(const std::vector<cap::AuditRecord>& records) {
-    Table rows = {{"TIME", "FROM", "DIRECTIVE", "RESULT", "CHANGES (CPU)", "CHECK", "REASON"}};
+    Table rows = {{"TIME", "FROM", "DIRECTIVE", "RESULT", "CHANGES", "CHECK", "REASON"}};
     for (const auto& r : records)
-        rows.push_back({cap::format_iso8601(r.time), r.from,
-                        r.target + " cpu " + number(r.cpu) + (r.donor ? " donor " + *r.donor : ""),
-                        std::string(cap::to_string(r.result)), changes_text(r.changes),
+        rows.push_back({cap::format_iso8601(r.time), r.from, directive_text(r),
+                        std::string(cap::to_string(r.result)), changes_text(r),
                         verification_text(r), r.reason.empty() ? "-" : r.reason});
     return render_table(rows);
 }

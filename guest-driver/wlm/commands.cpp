@@ -304,8 +304,8 @@ int run_request(const RequestOptions& o) {
     }
     if (o.partition.empty())
         throw UsageError("request: --partition NAME is required");
-    if (o.no_check && (!o.cpu || o.dry_run))
-        throw UsageError("request: --no-check goes with --cpu, to the device");
+    if (o.no_check && o.dry_run)
+        throw UsageError("request: --no-check sends to the device; not with --dry-run");
     if (o.cpu.has_value() == o.memory.has_value())
         throw UsageError("request: give exactly one of --cpu CPUS and --memory MIB");
     if (o.donor && !o.cpu)
@@ -322,11 +322,15 @@ int run_request(const RequestOptions& o) {
             encode(*cpu);
     } else {
         memory = MemoryDirective{o.partition, *o.memory};
-        encode(*memory);
+        if (o.no_check)
+            encode_unchecked(*memory);
+        else
+            encode(*memory);
     }
     const auto answer = [&] {
         if (o.no_check)
-            return DeviceChannel(o.device).send_unchecked(*cpu);
+            return cpu ? DeviceChannel(o.device).send_unchecked(*cpu)
+                       : DeviceChannel(o.device).send_unchecked(*memory);
         const auto channel = open_channel(o.dry_run, o.device);
         return cpu ? channel->send(*cpu) : channel->send_memory(*memory);
     }();

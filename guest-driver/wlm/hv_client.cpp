@@ -163,6 +163,10 @@ Answer DeviceChannel::send_unchecked(const Directive& d) {
     return decode(exchange(fd_.get(), path_, encode_unchecked(d)), MailboxOp::set_cpu);
 }
 
+Answer DeviceChannel::send_unchecked(const MemoryDirective& d) {
+    return decode(exchange(fd_.get(), path_, encode_unchecked(d)), MailboxOp::set_memory);
+}
+
 Answer DeviceChannel::report(const ChartReport& r) {
     return decode(exchange(fd_.get(), path_, encode(r)), MailboxOp::report);
 }

@@ -117,6 +117,7 @@ public:
     // answer is read as that of the op the bytes name (SET_CPU if none).
     Answer send_raw(const std::array<std::uint8_t, PARTLINK_MBOX_REQUEST_SIZE>& request);
     Answer send_unchecked(const Directive& directive);
+    Answer send_unchecked(const MemoryDirective& directive);
     std::string_view name() const noexcept override { return "device"; }
     const std::string& path() const noexcept { return path_; }
 

@@ -154,6 +154,12 @@ MailboxRequest encode(const MemoryDirective& d) {
     return b;
 }
 
+MailboxRequest encode_unchecked(const MemoryDirective& d) {
+    auto b = header(MailboxOp::set_memory, d.target);
+    put_le64(b, offsetof(Req, value), d.mib);
+    return b;
+}
+
 MailboxRequest encode(const ChartReport& r) {
     auto b = header(MailboxOp::report, r.target);
     put_le64(b, offsetof(Req, velocity), chart_micro(r.velocity));

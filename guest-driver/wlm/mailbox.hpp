@@ -41,6 +41,7 @@ MailboxRequest encode(const ChartReport& report);
 // with a cap that is zero, negative or absurd (`plwlm request --no-check`).
 // Names must still fit.
 MailboxRequest encode_unchecked(const Directive& directive);
+MailboxRequest encode_unchecked(const MemoryDirective& directive);
 
 // CPUs in millionths, rounded to the nearest.
 std::int64_t cpus_to_micro(double cpus) noexcept;

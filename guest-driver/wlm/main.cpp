@@ -2,7 +2,7 @@
 //
 //   plwlm monitor --to HOST:PORT [--interval S] [--partition NAME] [--iface IF]
 //   plwlm manager --listen [ADDR:]PORT [--interval S] [--dry-run] [--log FILE]
-//   plwlm request --partition NAME (--cpu CPUS [--donor NAME] [--no-check] | --memory MIB)
+//   plwlm request --partition NAME (--cpu CPUS [--donor NAME] | --memory MIB) [--no-check]
 //   plwlm request --raw FILE
 //   plwlm serve --listen [ADDR:]PORT [--work N] [--max-connections M] [--duration S] [-v]
 //   plwlm load --to HOST:PORT [--connections K] [--duration S] [--rate R] [--json]
@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
                      "with --cpu: the partition to take an increase from (default: the others)")
         ->needs(req_cpu);
     request->add_flag("--no-check", req.no_check,
-                      "with --cpu: send even a cap plwlm refuses (zero, negative, absurd), to see "
+                      "send even a cap or a size plwlm refuses (zero, negative, absurd), to see "
                       "the hypervisor refuse it");
     request
         ->add_option("--raw", req.raw_file,

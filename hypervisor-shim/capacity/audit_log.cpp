@@ -89,6 +89,38 @@ PartitionCheck check_from(const json& item) {
     return check;
 }
 
+nlohmann::ordered_json optional_mib(const std::optional<std::uint64_t>& mib) {
+    return mib ? nlohmann::ordered_json(*mib) : nlohmann::ordered_json(nullptr);
+}
+
+std::optional<std::uint64_t> mib_or_null(const json& value) {
+    if (value.is_null())
+        return std::nullopt;
+    return value.get<std::uint64_t>();
+}
+
+nlohmann::ordered_json to_json(const BalloonCheck& check) {
+    nlohmann::ordered_json item = {{"before_mib", optional_mib(check.before_mib)},
+                                   {"target_mib", check.target_mib},
+                                   {"actual_mib", optional_mib(check.actual_mib)},
+                                   {"reached", check.reached},
+                                   {"window_ms", check.window_ms}};
+    if (!check.error.empty())
+        item["error"] = check.error;
+    return item;
+}
+
+BalloonCheck balloon_from(const json& item) {
+    BalloonCheck check;
+    check.before_mib = mib_or_null(item.at("before_mib"));
+    check.target_mib = item.at("target_mib").get<std::uint64_t>();
+    check.actual_mib = mib_or_null(item.at("actual_mib"));
+    check.reached = item.at("reached").get<bool>();
+    check.window_ms = item.value("window_ms", std::int64_t{0});
+    check.error = item.value("error", std::string());
+    return check;
+}
+
 } // namespace
 
 std::string_view to_string(AuditResult result) {
@@ -168,16 +200,23 @@ nlohmann::ordered_json to_json(const AuditRecord& record) {
                         {"window_ms", record.verification->window_ms},
                         {"partitions", std::move(partitions)}};
     }
-    ordered directive = {{"target", record.target}, {"cpu", cpu_value(record.cpu)}};
+    ordered directive = {{"target", record.target}};
+    if (record.memory_mib)
+        directive["memory_mib"] = *record.memory_mib;
+    else
+        directive["cpu"] = cpu_value(record.cpu);
     if (record.donor)
         directive["donor"] = *record.donor;
-    return ordered{{"time", format_iso8601(record.time)},
-                   {"from", record.from},
-                   {"directive", std::move(directive)},
-                   {"result", to_string(record.result)},
-                   {"reason", record.reason},
-                   {"changes", std::move(changes)},
-                   {"verification", std::move(verification)}};
+    ordered line = {{"time", format_iso8601(record.time)},
+                    {"from", record.from},
+                    {"directive", std::move(directive)},
+                    {"result", to_string(record.result)},
+                    {"reason", record.reason},
+                    {"changes", std::move(changes)},
+                    {"verification", std::move(verification)}};
+    if (record.balloon)
+        line["memory"] = to_json(*record.balloon);
+    return line;
 }
 
 AuditRecord audit_record_from_json(const json& item) {
@@ -187,9 +226,15 @@ AuditRecord audit_record_from_json(const json& item) {
         throw Error("'time' is not an ISO-8601 UTC time");
     record.time = *time;
     record.from = item.at("from").get<std::string>();
-    record.target = item.at("directive").at("target").get<std::string>();
-    record.cpu = cpu_from(item.at("directive").at("cpu"));
-    if (const auto donor = item.at("directive").find("donor"); donor != item.at("directive").end())
+    const auto& directive = item.at("directive");
+    record.target = directive.at("target").get<std::string>();
+    if (const auto mib = directive.find("memory_mib"); mib != directive.end()) {
+        record.memory_mib = mib->get<std::int64_t>();
+        record.cpu = NAN;
+    } else {
+        record.cpu = cpu_from(directive.at("cpu"));
+    }
+    if (const auto donor = directive.find("donor"); donor != directive.end())
         record.donor = donor->get<std::string>();
     record.result = result_from(item.at("result").get<std::string>());
     record.reason = item.value("reason", std::string());
@@ -205,6 +250,8 @@ AuditRecord audit_record_from_json(const json& item) {
             verification.partitions.push_back(check_from(check));
         record.verification = std::move(verification);
     }
+    if (const auto it = item.find("memory"); it != item.end() && !it->is_null())
+        record.balloon = balloon_from(*it);
     return record;
 }
 

@@ -8,6 +8,11 @@
 //    "changes":[{"partition":"vm2","before":0.66666,"after":1.33333},...],
 //    "verification":{"ok":true,"window_ms":300,"partitions":[...]}}
 // cpu is a string ("nan", "inf") when the directive's value was not finite.
+// A memory directive has "memory_mib" in place of "cpu", no changes and, once
+// its balloon target was set, a "memory" object instead of "verification":
+//   "directive":{"target":"vm2","memory_mib":384},...,
+//   "memory":{"before_mib":512,"target_mib":384,"actual_mib":384,
+//             "reached":true,"window_ms":700}
 #pragma once
 
 #include <chrono>
@@ -51,11 +56,23 @@ struct Verification {
     std::vector<PartitionCheck> partitions;
 };
 
+// What a memory directive did to the target's balloon.
+struct BalloonCheck {
+    std::optional<std::uint64_t> before_mib; // the guest's RAM before; unknown if unreadable
+    std::uint64_t target_mib = 0;            // the balloon target set
+    std::optional<std::uint64_t> actual_mib; // the guest's RAM at the end of the window
+    bool reached = false;                    // actual == target within the window
+    std::int64_t window_ms = 0;
+    std::string error; // why the balloon could not be set or read
+};
+
 struct AuditRecord {
     std::chrono::system_clock::time_point time;
     std::string from;
     std::string target;
     double cpu = 0; // as asked, which may be NaN or infinite
+    // A memory directive: the MiB asked (cpu is then NaN and unused).
+    std::optional<std::int64_t> memory_mib;
     std::optional<std::string> donor;
     AuditResult result = AuditResult::refused;
     std::string reason;
@@ -63,6 +80,7 @@ struct AuditRecord {
     // not what holds (the writes were undone).
     std::vector<CapChange> changes;
     std::optional<Verification> verification; // only for applied and clamped
+    std::optional<BalloonCheck> balloon;      // a memory directive, unless refused
 };
 
 // Ordered as in the example above, so that a line reads time first.

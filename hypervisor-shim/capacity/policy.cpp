@@ -141,7 +141,8 @@ private:
         MemoryTarget target;
         for (const char* key : {"min", "max"}) {
             const auto it = value.find(key);
-            if (it == value.end() || !it->is_number_unsigned() || it->get<std::uint64_t>() == 0) {
+            // Signed or unsigned: a document built in code holds signed integers.
+            if (it == value.end() || !it->is_number_integer() || it->get<std::int64_t>() <= 0) {
                 problem(std::string("memory_mib: '") + key +
                         "' is required and must be a positive integer (MiB)");
                 ok = false;

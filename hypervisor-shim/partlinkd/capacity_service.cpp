@@ -1,10 +1,10 @@
 #include "capacity_service.hpp"
 
 #include <cmath>
-#include <limits>
 #include <variant>
 
 #include "mailbox.hpp"
+#include "qmp_balloon.hpp"
 
 namespace partlink::daemon {
 
@@ -64,6 +64,16 @@ std::optional<cap::Caps> caps_in_cgroups(const cap::RunCapacityConfig& config,
     return caps;
 }
 
+// What a refused request asked for, as its audit line says it.
+cap::AuditRecord asked(std::string target, double cpu,
+                       std::optional<std::int64_t> memory_mib = std::nullopt) {
+    cap::AuditRecord record;
+    record.target = std::move(target);
+    record.cpu = cpu;
+    record.memory_mib = memory_mib;
+    return record;
+}
+
 } // namespace
 
 std::int64_t to_micro_cpus(cap::CpuAmount amount) {
@@ -75,7 +85,8 @@ CapacityService::CapacityService(std::string why)
 
 CapacityService::CapacityService(cap::RunCapacityConfig config,
                                  std::shared_ptr<cap::CpuController> controller,
-                                 cap::EnforcerOptions options)
+                                 cap::EnforcerOptions options, cap::BalloonOpener open_balloon,
+                                 cap::MemoryEnforcerOptions memory_options)
     : config_(std::move(config))
     , controller_(std::move(controller)) {
     pool_.emplace(config_->policy);
@@ -86,6 +97,9 @@ CapacityService::CapacityService(cap::RunCapacityConfig config,
         start_note_ = "capacity pool starts at the entitlements";
     }
     enforcer_.emplace(controller_, config_->cgroups, std::move(options));
+    if (!open_balloon)
+        open_balloon = qmp_balloon_opener(config_->balloons);
+    memory_enforcer_.emplace(std::move(open_balloon), std::move(memory_options));
     audit_log_.emplace(config_->audit_log);
     chart_log_.emplace(config_->chart_log);
 }
@@ -103,8 +117,8 @@ void CapacityService::audit(const cap::AuditRecord& record) {
     }
 }
 
-partlink_mbox_answer CapacityService::refuse_logged(const Sender& from, const std::string& target,
-                                                    double cpu, const std::string& reason) {
+partlink_mbox_answer CapacityService::refuse_logged(const Sender& from, cap::AuditRecord record,
+                                                    const std::string& reason) {
     // A guest looping on refused requests must not turn the audit log into
     // its disk-filling, fsync-per-request channel: beyond a budget per
     // sender and minute, refusals are answered but not logged, and the
@@ -122,11 +136,8 @@ partlink_mbox_answer CapacityService::refuse_logged(const Sender& from, const st
         ++budget.suppressed;
         return make_answer(PARTLINK_MBOX_REFUSED, 0, reason);
     }
-    cap::AuditRecord record;
     record.time = std::chrono::system_clock::now();
     record.from = from.name;
-    record.target = target;
-    record.cpu = cpu;
     record.result = cap::AuditResult::refused;
     record.reason = reason;
     audit(record);
@@ -151,6 +162,19 @@ partlink_mbox_answer CapacityService::set_cpu(const Sender& from, const SetCpu& 
     return make_answer(answer_result(record.result), to_micro_cpus(granted), record.reason);
 }
 
+partlink_mbox_answer CapacityService::set_memory(const Sender& from, const SetMemory& request) {
+    const cap::MemoryOutcome outcome = cap::evaluate_memory(
+        pool_->policy(), config_->boot_memory(), {from.name, request.target, request.mib});
+    if (outcome.verdict == cap::Verdict::refused)
+        return refuse_logged(from, asked(request.target, NAN, request.mib), outcome.reason);
+    const auto record = memory_enforcer_->enforce(outcome);
+    audit(record);
+    const std::int64_t granted = record.result == cap::AuditResult::failed
+                                     ? 0
+                                     : static_cast<std::int64_t>(outcome.target_mib);
+    return make_answer(answer_result(record.result), granted, record.reason);
+}
+
 partlink_mbox_answer CapacityService::handle(const Sender& from,
                                              std::span<const std::uint8_t> bytes) {
     if (!enabled())
@@ -159,28 +183,25 @@ partlink_mbox_answer CapacityService::handle(const Sender& from,
     try {
         request = decode_request(bytes);
     } catch (const MalformedRequest& e) {
-        return refuse_logged(from, describe_raw_request(bytes),
-                             std::numeric_limits<double>::quiet_NaN(),
+        return refuse_logged(from, asked(describe_raw_request(bytes), NAN),
                              std::string("malformed request: ") + e.what());
     }
     if (!from.wlm) {
         const std::string reason = "partition " + from.name + " is not the WLM partition: only " +
                                    pool_->policy().privileged + " may send requests";
         if (const auto* cpu = std::get_if<SetCpu>(&request))
-            return refuse_logged(from, cpu->target,
-                                 static_cast<double>(cpu->micro_cpus) / PARTLINK_MBOX_MICRO,
-                                 reason);
+            return refuse_logged(
+                from,
+                asked(cpu->target, static_cast<double>(cpu->micro_cpus) / PARTLINK_MBOX_MICRO),
+                reason);
         if (const auto* memory = std::get_if<SetMemory>(&request))
-            return refuse_logged(from, memory->target, std::numeric_limits<double>::quiet_NaN(),
-                                 reason);
+            return refuse_logged(from, asked(memory->target, NAN, memory->mib), reason);
         return make_answer(PARTLINK_MBOX_REFUSED, 0, reason);
     }
     if (const auto* cpu = std::get_if<SetCpu>(&request))
         return set_cpu(from, *cpu);
     if (const auto* memory = std::get_if<SetMemory>(&request))
-        return refuse_logged(from, memory->target, std::numeric_limits<double>::quiet_NaN(),
-                             "memory directives (" + std::to_string(memory->mib) +
-                                 " MiB) are not enforced by this partlinkd: no balloon control");
+        return set_memory(from, *memory);
     const auto& report = std::get<ChartReport>(request);
     if (!pool_->policy().find(report.target))
         return make_answer(PARTLINK_MBOX_REFUSED, 0,

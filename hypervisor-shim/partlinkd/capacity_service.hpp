@@ -1,8 +1,9 @@
 // What partlinkd does with a mailbox request: authorize it by the port it
 // came from, decode it, and for a capacity directive evaluate, enforce,
-// verify and audit it; for a REPORT, record the manager's chart.  One
-// request at a time: the daemon runs handle() on its worker thread, since
-// verification watches cpu.stat for a few hundred milliseconds.
+// verify and audit it (CPU: the cgroups; memory: the guest's balloon over
+// QMP); for a REPORT, record the manager's chart.  One request at a time:
+// the daemon runs handle() on its worker thread, since verification watches
+// cpu.stat or the balloon for up to a few seconds.
 #pragma once
 
 #include <chrono>
@@ -19,6 +20,7 @@
 #include "capacity/chart_log.hpp"
 #include "capacity/directive.hpp"
 #include "capacity/enforcer.hpp"
+#include "capacity/memory_enforcer.hpp"
 #include "capacity/run_config.hpp"
 #include "partlink/partlink_abi.h"
 
@@ -38,10 +40,13 @@ public:
     explicit CapacityService(std::string why);
     // Starts from each partition's entitlement, or from the caps its
     // cgroups hold if those are a valid state of the pool (partlinkd was
-    // restarted).  Opens both logs; throws Error if it cannot.
+    // restarted).  Opens both logs; throws Error if it cannot.  Balloons
+    // open over QMP (the config's sockets) unless `open_balloon` is given.
     CapacityService(capacity::RunCapacityConfig config,
                     std::shared_ptr<capacity::CpuController> controller,
-                    capacity::EnforcerOptions options = {});
+                    capacity::EnforcerOptions options = {},
+                    capacity::BalloonOpener open_balloon = {},
+                    capacity::MemoryEnforcerOptions memory_options = {});
 
     partlink_mbox_answer handle(const Sender& from, std::span<const std::uint8_t> request);
 
@@ -60,7 +65,9 @@ public:
 
 private:
     partlink_mbox_answer set_cpu(const Sender& from, const struct SetCpu& request);
-    partlink_mbox_answer refuse_logged(const Sender& from, const std::string& target, double cpu,
+    partlink_mbox_answer set_memory(const Sender& from, const struct SetMemory& request);
+    // `record` says what was asked; this fills in the rest.
+    partlink_mbox_answer refuse_logged(const Sender& from, capacity::AuditRecord record,
                                        const std::string& reason);
     void audit(const capacity::AuditRecord& record);
 
@@ -69,6 +76,7 @@ private:
     std::shared_ptr<capacity::CpuController> controller_;
     std::optional<capacity::CapacityPool> pool_;
     std::optional<capacity::Enforcer> enforcer_;
+    std::optional<capacity::MemoryEnforcer> memory_enforcer_;
     std::optional<capacity::AuditLog> audit_log_;
     std::optional<capacity::ChartLog> chart_log_;
     std::string start_note_;

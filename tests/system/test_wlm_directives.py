@@ -2,10 +2,14 @@
 through /dev/partlink-hv and the adapter's mailbox to partlinkd, which
 authorizes it by the port it came from, clamps it, applies it to the
 partitions' CPU cgroups, verifies it and writes the audit log that
-`partlink wlm log` shows.  Three partitions under the default policy: vm1
-is the WLM partition, each holds an equal share of the host's CPUs."""
+`partlink wlm log` shows.  Memory directives go the same way to the
+target guest's virtio-balloon, which partlinkd drives over QMP.  Three
+partitions under the default policy: vm1 is the WLM partition, each holds
+an equal share of the host's CPUs and may be ballooned down to half of the
+512 MiB it boots with."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -113,3 +117,83 @@ def test_garbage_in_the_mailbox_is_refused(cluster3, pool):
     # The device and partlinkd are still serving.
     out = c.ssh("vm1", "plwlm request --partition vm2 --cpu 0.5 --donor vm3")
     assert "applied" in out.stdout or "clamped" in out.stdout
+
+
+BOOT_MIB = 512
+
+
+def guest_mem_total_mib(cluster, vm):
+    """MemTotal as the guest sees it: a balloon without deflate-on-OOM takes
+    its pages out of the guest's total."""
+    out = cluster.ssh(vm, "grep MemTotal /proc/meminfo").stdout
+    return int(out.split()[1]) / 1024
+
+
+def wait_for_balloon(cluster, vm, mib, timeout=30):
+    """The guest's RAM as `partlink status` reads it from QEMU, once it is
+    `mib` (the balloon driver works in the background)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = cluster.partitions()[vm]["memory_mib"]
+        if seen == mib or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.5)
+
+
+def test_memory_directive_moves_the_balloon(cluster3):
+    c = cluster3
+    assert wait_for_balloon(c, "vm2", BOOT_MIB) == BOOT_MIB
+    total_before = guest_mem_total_mib(c, "vm2")
+    out = c.ssh("vm1", "plwlm request --partition vm2 --memory 384")
+    assert out.stdout.startswith("applied: vm2 memory 384 MiB"), out.stdout
+
+    record = wlm_log(c)[-1]
+    assert record["from"] == "vm1" and record["result"] == "applied", record
+    assert record["directive"] == {"target": "vm2", "memory_mib": 384}, record
+    assert record["memory"]["before_mib"] == BOOT_MIB, record
+    assert record["memory"]["target_mib"] == 384, record
+    assert wait_for_balloon(c, "vm2", 384) == 384
+    # The guest gave the memory up: its total fell by what the balloon holds.
+    assert guest_mem_total_mib(c, "vm2") == pytest.approx(total_before - 128, abs=2)
+    # vm1 and vm3 were not touched.
+    assert c.partitions()["vm3"]["memory_mib"] == BOOT_MIB
+    table = c.partlink("status").stdout
+    assert "384/512 MiB" in table, table
+
+    out = c.ssh("vm1", f"plwlm request --partition vm2 --memory {BOOT_MIB}")
+    assert out.stdout.startswith("applied"), out.stdout
+    assert wait_for_balloon(c, "vm2", BOOT_MIB) == BOOT_MIB
+    assert guest_mem_total_mib(c, "vm2") == pytest.approx(total_before, abs=2)
+    assert "vm2 memory 512 MiB" in c.partlink("wlm", "log").stdout
+
+
+@pytest.mark.parametrize("mib, target, limit", [(64, 256, "minimum"), (4096, 512, "maximum")])
+def test_memory_directive_beyond_the_range_is_clamped(cluster3, mib, target, limit):
+    c = cluster3
+    proc = c.ssh("vm1", f"plwlm request --partition vm3 --memory {mib}")
+    assert proc.stdout.startswith(f"clamped: vm3 memory {target} MiB"), proc.stdout
+    record = wlm_log(c)[-1]
+    assert record["result"] == "clamped" and limit in record["reason"], record
+    assert record["memory"]["target_mib"] == target, record
+    assert wait_for_balloon(c, "vm3", target) == target
+    c.ssh("vm1", f"plwlm request --partition vm3 --memory {BOOT_MIB}")
+    assert wait_for_balloon(c, "vm3", BOOT_MIB) == BOOT_MIB
+
+
+@pytest.mark.parametrize("vm, args, why", [
+    ("vm2", "--partition vm2 --memory 300", "not the WLM partition"),
+    ("vm1", "--partition vm9 --memory 300", "unknown partition"),
+    ("vm1", "--partition vm2 --memory 0 --no-check", "positive"),
+    ("vm1", "--partition vm2 --memory -256 --no-check", "positive"),
+    ("vm1", "--partition vm2 --memory 99999999 --no-check", "absurd"),
+])
+def test_bad_memory_directives_are_refused(cluster3, vm, args, why):
+    c = cluster3
+    proc = c.ssh(vm, f"plwlm request {args}", check=False)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert proc.stdout.startswith("refused"), proc.stdout
+    record = wlm_log(c)[-1]
+    assert record["from"] == vm and record["result"] == "refused", record
+    assert why in record["reason"], record
+    assert "memory" not in record, "no balloon was touched"
+    assert c.partitions()["vm2"]["memory_mib"] == BOOT_MIB

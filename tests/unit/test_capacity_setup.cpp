@@ -63,7 +63,7 @@ RunState state_of(int vms, const fs::path& run_dir) {
 
 std::string usage_error_of(const cap::Policy& policy, int vms) {
     try {
-        check_policy_for_run(policy, vms, "/p/policy.json");
+        check_policy_for_run(policy, vms, 512, "/p/policy.json");
     } catch (const UsageError& e) {
         EXPECT_EQ(e.exit_code(), kExitUsage);
         return e.what();
@@ -72,12 +72,12 @@ std::string usage_error_of(const cap::Policy& policy, int vms) {
 }
 
 TEST(PolicyForRun, ExactlyThePartitionsOfTheRunFit) {
-    EXPECT_TRUE(policy_run_problems(policy_of(kThree), 3).empty());
-    EXPECT_NO_THROW(check_policy_for_run(policy_of(kThree), 3, "p.json"));
+    EXPECT_TRUE(policy_run_problems(policy_of(kThree), 3, 512).empty());
+    EXPECT_NO_THROW(check_policy_for_run(policy_of(kThree), 3, 512, "p.json"));
 }
 
 TEST(PolicyForRun, MissingPartitionsAreNamed) {
-    const auto problems = policy_run_problems(policy_of(kThree), 4);
+    const auto problems = policy_run_problems(policy_of(kThree), 4, 512);
     ASSERT_EQ(problems.size(), 1u);
     EXPECT_EQ(problems[0], "vm4 has no entry (every partition of the run needs one)");
     const std::string what = usage_error_of(policy_of(kThree), 4);
@@ -87,12 +87,12 @@ TEST(PolicyForRun, MissingPartitionsAreNamed) {
 }
 
 TEST(PolicyForRun, PartitionsBeyondTheRunAndStrangersAreNamed) {
-    const auto problems = policy_run_problems(policy_of(kThree), 2);
+    const auto problems = policy_run_problems(policy_of(kThree), 2, 512);
     EXPECT_EQ(problems,
               (std::vector<std::string>{"partition 'vm3' is not one of this run's (vm1..vm2)"}));
     const auto policy = policy_of(R"({"privileged": "db", "partitions": [
         {"name": "db", "entitlement": 1}, {"name": "vm01", "entitlement": 1}]})");
-    const auto strangers = policy_run_problems(policy, 1);
+    const auto strangers = policy_run_problems(policy, 1, 512);
     ASSERT_EQ(strangers.size(), 3u);
     EXPECT_EQ(strangers[0], "partition 'db' is not one of this run's (vm1)");
     EXPECT_EQ(strangers[1], "partition 'vm01' is not one of this run's (vm1)");
@@ -101,6 +101,16 @@ TEST(PolicyForRun, PartitionsBeyondTheRunAndStrangersAreNamed) {
     const std::string what = usage_error_of(policy, 1);
     EXPECT_NE(what.find("a run of 1 partition:\n  - partition 'db'"), std::string::npos) << what;
     EXPECT_NE(what.find("\n  - vm1 has no entry"), std::string::npos) << what;
+}
+
+TEST(PolicyForRun, AMemoryRangeBeyondTheBootRamIsNamed) {
+    const auto policy = policy_of(R"({"privileged": "vm1", "partitions": [
+        {"name": "vm1", "entitlement": 1, "memory_mib": {"min": 128, "max": 512}},
+        {"name": "vm2", "entitlement": 1, "memory_mib": {"min": 128, "max": 384}}]})");
+    EXPECT_TRUE(policy_run_problems(policy, 2, 512).empty());
+    EXPECT_EQ(policy_run_problems(policy, 2, 384),
+              (std::vector<std::string>{"vm1's memory_mib max 512 is more than the 384 MiB it "
+                                        "boots with (--mem): a balloon only takes memory away"}));
 }
 
 TEST(DefaultRunPolicy, EqualSharesAndTheWlmPartition) {
@@ -170,6 +180,7 @@ TEST(CapacityJson, HoldsThePolicyTheCgroupsAndTheLogs) {
     TempDir tmp;
     const RunDir dir = RunDir::open(tmp.path() / "run");
     RunState s = state_of(3, dir.path());
+    s.settings.mem_mib = 384;
     s.cgroup_run = "/sys/fs/cgroup/partlink/abc";
     for (auto& p : s.partitions)
         p.cgroup = CgroupRecord{*s.cgroup_run / p.name, 100'000, 100, 10'000, 400'000};
@@ -178,6 +189,10 @@ TEST(CapacityJson, HoldsThePolicyTheCgroupsAndTheLogs) {
     EXPECT_EQ(config.audit_log, dir.path() / "wlm-audit.jsonl");
     EXPECT_EQ(config.chart_log, dir.path() / "wlm-chart.jsonl");
     EXPECT_EQ(config.cgroups.at("vm2"), "/sys/fs/cgroup/partlink/abc/vm2");
+    // Every partition's balloon: partlinkd's own QMP socket and the boot RAM.
+    ASSERT_EQ(config.balloons.size(), 3u);
+    EXPECT_EQ(config.balloons.at("vm3").qmp, dir.path() / "vm3.hv.qmp");
+    EXPECT_EQ(config.balloons.at("vm3").boot_mib, 384u);
 
     const fs::path file = write_run_capacity_config(dir, config);
     EXPECT_EQ(file, dir.path() / "capacity.json");
@@ -197,6 +212,7 @@ TEST(CapacityJson, HoldsThePolicyTheCgroupsAndTheLogs) {
     EXPECT_EQ(back.cgroups, config.cgroups);
     EXPECT_EQ(back.audit_log, config.audit_log);
     EXPECT_EQ(back.chart_log, config.chart_log);
+    EXPECT_EQ(back.balloons, config.balloons);
     ASSERT_TRUE(back.policy.find("vm1"));
     EXPECT_EQ(back.policy.find("vm1")->min.units, 20'000);
     EXPECT_EQ(back.policy.find("vm1")->weight, 50u);

@@ -21,6 +21,7 @@ VmSpec tap_spec(int index) {
     s.initrd = "/B/images/initramfs.cpio.gz";
     s.console_file = "/R/vm" + std::to_string(index) + ".console";
     s.qmp_socket = "/R/vm" + std::to_string(index) + ".qmp";
+    s.hv_qmp_socket = "/R/vm" + std::to_string(index) + ".hv.qmp";
     s.pid_file = "/R/vm" + std::to_string(index) + ".pid";
     s.ssh_port = 10022;
     s.tap = "plt123abcv" + std::to_string(index);
@@ -52,9 +53,12 @@ std::vector<std::string> common_prefix(const std::string& n, const std::string& 
                    "/24 partlink.data_if=data0",
         "-serial", "file:/R/vm" + n + ".console",
         "-qmp", "unix:/R/vm" + n + ".qmp,server=on,wait=off",
+        "-chardev", "socket,id=hv-qmp,path=/R/vm" + n + ".hv.qmp,server=on,wait=off",
+        "-mon", "chardev=hv-qmp,mode=control",
         "-pidfile", "/R/vm" + n + ".pid",
         "-netdev", "user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:" + port + "-:22",
         "-device", "virtio-net-pci,netdev=mgmt,mac=52:54:00:a0:00:" + nn + ",romfile=",
+        "-device", "virtio-balloon-pci,id=balloon0",
         "-device", "partlink-pci,mac=02:70:6c:00:00:" + nn + ",port=" + n,
     };
     // clang-format on
@@ -152,7 +156,8 @@ TEST(QemuCommand, PartlinkHasNoVirtioDataNic) {
     EXPECT_EQ(std::count_if(argv.begin(), argv.end(),
                             [](const std::string& a) { return a.starts_with("virtio-net-pci"); }),
               1);
-    EXPECT_EQ(std::count(argv.begin(), argv.end(), "-chardev"), 1);
+    // The fabric's and partlinkd's QMP monitor's.
+    EXPECT_EQ(std::count(argv.begin(), argv.end(), "-chardev"), 2);
 }
 
 TEST(QemuCommand, VirtioModesLeaveTheAdapterUnplugged) {
@@ -161,10 +166,22 @@ TEST(QemuCommand, VirtioModesLeaveTheAdapterUnplugged) {
         s.net = net;
         s.fabric_socket = "/R/partlinkd.sock";
         auto argv = build_qemu_argv(s);
-        EXPECT_EQ(std::count(argv.begin(), argv.end(), "-chardev"), 0);
+        EXPECT_EQ(std::count(argv.begin(), argv.end(), "-chardev"), 1); // partlinkd's monitor
+        EXPECT_EQ(std::count_if(
+                      argv.begin(), argv.end(),
+                      [](const std::string& a) { return a.starts_with("partlink-pci,chardev"); }),
+                  0);
         EXPECT_NE(std::find(argv.begin(), argv.end(), "partlink-pci,mac=02:70:6c:00:00:02,port=2"),
                   argv.end());
     }
+}
+
+TEST(QemuCommand, WithoutPartlinkdsMonitorNoSecondQmp) {
+    VmSpec s = tap_spec(1);
+    s.hv_qmp_socket.clear();
+    const auto argv = build_qemu_argv(s);
+    EXPECT_EQ(std::count(argv.begin(), argv.end(), "-mon"), 0);
+    EXPECT_EQ(std::count(argv.begin(), argv.end(), "virtio-balloon-pci,id=balloon0"), 1);
 }
 
 TEST(QemuCommand, DataNicPerMode) {

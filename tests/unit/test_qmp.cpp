@@ -1,58 +1,20 @@
-#include <sys/socket.h>
 #include <thread>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include "fake_qemu.hpp"
 #include "qmp.hpp"
 
 using namespace partlink;
 using nlohmann::json;
+using partlink::testing::FakeQemu;
 
-namespace {
-
-// A scripted QMP server on the other end of a socketpair.
-class FakeQemu {
-public:
-    FakeQemu() {
-        int fds[2];
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
-            throw std::runtime_error("socketpair");
-        client_.reset(fds[0]);
-        server_.reset(fds[1]);
-    }
-
-    UniqueFd take_client() { return std::move(client_); }
-
-    void send(const json& msg) {
-        std::string line = msg.dump() + "\r\n";
-        ASSERT_EQ(::write(server_.get(), line.data(), line.size()),
-                  static_cast<ssize_t>(line.size()));
-    }
-
-    json receive() {
-        std::string line;
-        char c;
-        while (::read(server_.get(), &c, 1) == 1 && c != '\n')
-            line += c;
-        return json::parse(line);
-    }
-
-    void hang_up() { server_.reset(); }
-
-private:
-    UniqueFd client_;
-    UniqueFd server_;
-};
-
-const json kGreeting = {{"QMP", {{"version", {}}, {"capabilities", json::array()}}}};
-
-} // namespace
+using partlink::testing::kQmpGreeting;
 
 TEST(Qmp, HandshakeStatusAndEvents) {
     FakeQemu qemu;
     std::thread server([&] {
-        qemu.send(kGreeting);
+        qemu.send(kQmpGreeting);
         EXPECT_EQ(qemu.receive()["execute"], "qmp_capabilities");
         qemu.send({{"return", json::object()}});
         EXPECT_EQ(qemu.receive()["execute"], "query-status");
@@ -67,7 +29,7 @@ TEST(Qmp, HandshakeStatusAndEvents) {
 TEST(Qmp, ErrorReplyBecomesQmpError) {
     FakeQemu qemu;
     std::thread server([&] {
-        qemu.send(kGreeting);
+        qemu.send(kQmpGreeting);
         qemu.receive();
         qemu.send({{"return", json::object()}});
         qemu.receive();
@@ -86,7 +48,7 @@ TEST(Qmp, ErrorReplyBecomesQmpError) {
 TEST(Qmp, QuitSucceedsWhenQemuHangsUp) {
     FakeQemu qemu;
     std::thread server([&] {
-        qemu.send(kGreeting);
+        qemu.send(kQmpGreeting);
         qemu.receive();
         qemu.send({{"return", json::object()}});
         EXPECT_EQ(qemu.receive()["execute"], "quit");

@@ -320,3 +320,22 @@ TEST_F(StatusOfFabric, NoChartLogNoChartColumns) {
     EXPECT_EQ(render_status_table(report).find("CHART"), std::string::npos);
     EXPECT_TRUE(render_status_json(report)["partitions"][0]["chart"].is_null());
 }
+
+// MEMORY: the guest's RAM as its balloon leaves it, out of what it booted
+// with; unknown ("-") unless its QEMU answered.
+TEST_F(StatusOfFabric, MemoryIsWhatTheBalloonLeaves) {
+    StatusReport report = collect_status(run_, state(3), false);
+    EXPECT_EQ(report.boot_memory_mib, 512);
+    for (const auto& p : report.partitions)
+        EXPECT_FALSE(p.memory_mib) << "not running: QEMU was not asked";
+    report.partitions[0].memory_mib = 512;
+    report.partitions[1].memory_mib = 384;
+    const std::string table = render_status_table(report);
+    EXPECT_NE(table.find("MEMORY"), std::string::npos) << table;
+    EXPECT_NE(table.find(" 384/512 MiB"), std::string::npos) << table;
+    EXPECT_NE(table.find(" 512 MiB"), std::string::npos) << table;
+    const auto doc = render_status_json(report);
+    EXPECT_EQ(doc["partitions"][1]["memory_mib"], 384);
+    EXPECT_EQ(doc["partitions"][1]["boot_memory_mib"], 512);
+    EXPECT_TRUE(doc["partitions"][2]["memory_mib"].is_null());
+}

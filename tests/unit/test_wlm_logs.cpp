@@ -51,8 +51,7 @@ std::vector<std::string> lines_of(const std::string& text) {
 TEST(AuditTable, OneRowPerDirectiveUnderAHeader) {
     const auto lines = lines_of(render_audit_table(sample()));
     ASSERT_EQ(lines.size(), 4u);
-    for (const char* column :
-         {"TIME", "FROM", "DIRECTIVE", "RESULT", "CHANGES (CPU)", "CHECK", "REASON"})
+    for (const char* column : {"TIME", "FROM", "DIRECTIVE", "RESULT", "CHANGES", "CHECK", "REASON"})
         EXPECT_NE(lines[0].find(column), std::string::npos) << column;
     // Columns line up: every row's RESULT starts where the header's does.
     const auto result_at = lines[0].find("RESULT");
@@ -78,6 +77,22 @@ TEST(AuditTable, RowsSayWhatHappened) {
     EXPECT_EQ(lines[3].back(), '-') << lines[3];
     for (const auto& line : lines)
         EXPECT_NE(line.back(), ' ') << "no trailing blanks: '" << line << "'";
+}
+
+TEST(AuditTable, MemoryDirectivesShowTheBalloon) {
+    auto moved = record("2026-11-25T09:26:00.000000Z", "vm2", NAN, cap::AuditResult::applied, {});
+    moved.memory_mib = 384;
+    moved.balloon = cap::BalloonCheck{512, 384, 384, true, 700, ""};
+    auto slow = moved;
+    slow.balloon = cap::BalloonCheck{512, 256, 400, false, 2000, ""};
+    slow.memory_mib = 256;
+    const auto lines = lines_of(render_audit_table({moved, slow}));
+    ASSERT_EQ(lines.size(), 3u);
+    EXPECT_NE(lines[1].find("vm2 memory 384 MiB"), std::string::npos) << lines[1];
+    EXPECT_NE(lines[1].find("vm2 512->384 MiB"), std::string::npos) << lines[1];
+    EXPECT_NE(lines[1].find(" ok "), std::string::npos) << lines[1];
+    EXPECT_NE(lines[2].find("vm2 512->256 MiB (at 400)"), std::string::npos) << lines[2];
+    EXPECT_NE(lines[2].find(" moving "), std::string::npos) << lines[2];
 }
 
 TEST(AuditTable, NoRecordsIsJustTheHeader) {

@@ -101,6 +101,16 @@ TEST(Encode, SetMemory) {
     EXPECT_TRUE(f.pad_zero);
 }
 
+// --no-check: what encode() refuses goes to the device as given, for the
+// hypervisor to refuse.
+TEST(Encode, UncheckedMemoryCarriesAnyValue) {
+    for (const std::int64_t mib : {std::int64_t{0}, std::int64_t{-512}, kMaxDirectiveMib + 1}) {
+        const auto f = decode_request(encode_unchecked(MemoryDirective{"vm2", mib}));
+        EXPECT_EQ(f.op, static_cast<std::uint32_t>(PARTLINK_MBOX_OP_SET_MEMORY));
+        EXPECT_EQ(f.value, mib);
+    }
+}
+
 TEST(Encode, ReportRoundTrip) {
     ChartReport r;
     r.target = "vm2";

@@ -97,6 +97,40 @@ TEST(AuditRecordJson, NonFiniteCpuIsKeptAsText) {
     EXPECT_EQ(audit_record_from_json(to_json(record)).cpu, -INFINITY);
 }
 
+TEST(AuditRecordJson, AMemoryDirectiveHasMibAndItsBalloon) {
+    AuditRecord record = sample();
+    record.cpu = std::nan("");
+    record.memory_mib = 384;
+    record.result = AuditResult::applied;
+    record.reason.clear();
+    record.changes.clear();
+    record.verification.reset();
+    record.balloon = BalloonCheck{512, 384, 400, false, 2000, ""};
+    const auto json = to_json(record);
+    EXPECT_EQ(json["directive"], (nlohmann::ordered_json{{"target", "vm2"}, {"memory_mib", 384}}));
+    EXPECT_EQ(json["memory"].dump(), R"({"before_mib":512,"target_mib":384,"actual_mib":400,)"
+                                     R"("reached":false,"window_ms":2000})");
+    const AuditRecord back = audit_record_from_json(nlohmann::json::parse(json.dump()));
+    EXPECT_EQ(back.memory_mib, 384);
+    EXPECT_TRUE(std::isnan(back.cpu));
+    ASSERT_TRUE(back.balloon);
+    EXPECT_EQ(back.balloon->before_mib, 512u);
+    EXPECT_EQ(back.balloon->target_mib, 384u);
+    EXPECT_EQ(back.balloon->actual_mib, 400u);
+    EXPECT_FALSE(back.balloon->reached);
+
+    // A balloon that could not be reached: unknown sizes, the error kept.
+    record.result = AuditResult::failed;
+    record.balloon = BalloonCheck{std::nullopt, 384, std::nullopt, false, 0, "QMP timed out"};
+    const auto failed = to_json(record);
+    EXPECT_TRUE(failed["memory"]["before_mib"].is_null());
+    EXPECT_EQ(failed["memory"]["error"], "QMP timed out");
+    EXPECT_EQ(audit_record_from_json(nlohmann::json::parse(failed.dump())).balloon->error,
+              "QMP timed out");
+    // CPU records have no memory object.
+    EXPECT_FALSE(to_json(sample()).contains("memory"));
+}
+
 TEST(AuditLogFile, AppendsLinesAndReadsThemBack) {
     TempDir tmp;
     const auto file = tmp.path() / "wlm-audit.jsonl";

@@ -134,6 +134,38 @@ TEST(RunConfig, EveryPartitionHasACgroupAndNothingElseDoes) {
     EXPECT_TRUE(has(problems_of(not_text), "cgroups.vm2 must be an absolute path"));
 }
 
+TEST(RunConfig, BalloonsAreOptionalAndChecked) {
+    EXPECT_TRUE(parse_run_config(valid(), "c").balloons.empty());
+
+    json document = valid();
+    document["balloons"] = {{"vm1", {{"qmp", "/run/r1/vm1.hv.qmp"}, {"boot_mib", 512}}}};
+    const auto config = parse_run_config(document, "c");
+    ASSERT_EQ(config.balloons.size(), 1u);
+    EXPECT_EQ(config.balloons.at("vm1").qmp, "/run/r1/vm1.hv.qmp");
+    EXPECT_EQ(config.boot_memory(), (BootMemory{{"vm1", 512}}));
+    EXPECT_EQ(parse_run_config(json::parse(to_json(config).dump()), "c").balloons, config.balloons);
+
+    document["balloons"] = {{"vm9", {{"qmp", "/q"}, {"boot_mib", 512}}},
+                            {"vm1", {{"qmp", "q"}, {"boot_mib", -5}}},
+                            {"vm2", {{"qmp", "/q"}}}};
+    const auto problems = problems_of(document);
+    EXPECT_TRUE(has(problems, "balloons.vm9: no such partition in the policy"));
+    EXPECT_TRUE(has(problems, "balloons.vm1.qmp must be an absolute path"));
+    EXPECT_TRUE(has(problems, "balloons.vm1.boot_mib must be a positive whole number"));
+    EXPECT_TRUE(has(problems, "balloons.vm2 must be {"));
+    document["balloons"] = "vm1";
+    EXPECT_TRUE(has(problems_of(document), "'balloons' must map partitions"));
+
+    // A memory range the guest cannot reach: it boots with less.
+    document = valid();
+    document["policy"]["partitions"][1]["memory_mib"] = {{"min", 256}, {"max", 1024}};
+    document["balloons"] = {{"vm2", {{"qmp", "/q"}, {"boot_mib", 512}}}};
+    const auto beyond = problems_of(document);
+    EXPECT_TRUE(
+        has(beyond, "vm2's memory_mib max 1024 is more than the RAM it boots with, 512 MiB"))
+        << ::testing::PrintToString(beyond);
+}
+
 TEST(RunConfig, LoadNamesTheFile) {
     TempDir tmp;
     const auto file = tmp.path() / "capacity.json";

@@ -93,6 +93,18 @@ std::string reason_of(const partlink_mbox_answer& a) {
     return std::string(a.reason, strnlen(a.reason, sizeof a.reason));
 }
 
+// A guest balloon that is at its target as soon as it is set.
+class InstantBalloon : public cap::Balloon {
+public:
+    explicit InstantBalloon(std::uint64_t& bytes)
+        : bytes_(bytes) {}
+    void set_target(std::uint64_t bytes) override { bytes_ = bytes; }
+    std::uint64_t actual() override { return bytes_; }
+
+private:
+    std::uint64_t& bytes_;
+};
+
 const Sender kWlm{"vm1", true};
 const Sender kNotWlm{"vm2", false};
 
@@ -115,10 +127,20 @@ protected:
     }
 
     CapacityService make_service() {
-        CapacityService service(config, host.controller,
-                                {std::chrono::milliseconds(300), [this](auto d) {
-                                     slept += d;
-                                 }});
+        CapacityService service(
+            config, host.controller,
+            {std::chrono::milliseconds(300),
+             [this](auto d) {
+                 slept += d;
+             }},
+            [this](const std::string& partition) -> std::unique_ptr<cap::Balloon> {
+                balloons_opened.push_back(partition);
+                if (balloon_unreachable)
+                    throw Error("cannot connect to QMP socket /run/" + partition + ".hv.qmp");
+                return std::make_unique<InstantBalloon>(guest_ram[partition]);
+            },
+            {std::chrono::milliseconds(1000), std::chrono::milliseconds(100), [](auto) {
+             }});
         service.set_log([this](const std::string& line) { logged.push_back(line); });
         return service;
     }
@@ -150,7 +172,63 @@ protected:
     cap::RunCapacityConfig config;
     std::chrono::milliseconds slept{0};
     std::vector<std::string> logged;
+    std::map<std::string, std::uint64_t> guest_ram; // bytes, by partition
+    std::vector<std::string> balloons_opened;
+    bool balloon_unreachable = false;
 };
+
+TEST_P(CapacityServiceTest, SetMemoryMovesTheBalloonAndIsAudited) {
+    config.balloons = {{"vm2", {"/run/vm2.hv.qmp", 512}}};
+    config.policy.partitions[1].memory = cap::MemoryTarget{128, 384};
+    guest_ram["vm2"] = 512 * cap::kMib;
+    auto service = make_service();
+
+    auto answer = service.handle(kWlm, set_memory("vm2", 256));
+    EXPECT_EQ(result_of(answer), static_cast<std::uint32_t>(PARTLINK_MBOX_APPLIED))
+        << reason_of(answer);
+    EXPECT_EQ(value_of(answer), 256);
+    EXPECT_EQ(guest_ram["vm2"], 256 * cap::kMib);
+    answer = service.handle(kWlm, set_memory("vm2", 100'000));
+    EXPECT_EQ(result_of(answer), static_cast<std::uint32_t>(PARTLINK_MBOX_CLAMPED));
+    EXPECT_EQ(value_of(answer), 384);
+    EXPECT_THAT(reason_of(answer), HasSubstr("100000 MiB is above vm2's maximum 384 MiB"));
+    EXPECT_EQ(guest_ram["vm2"], 384 * cap::kMib);
+
+    auto records = audit();
+    ASSERT_EQ(records.size(), 2u);
+    EXPECT_EQ(records[0].memory_mib, 256);
+    ASSERT_TRUE(records[0].balloon);
+    EXPECT_EQ(records[0].balloon->before_mib, 512u);
+    EXPECT_EQ(records[0].balloon->actual_mib, 256u);
+    EXPECT_TRUE(records[0].balloon->reached);
+    EXPECT_EQ(records[1].result, cap::AuditResult::clamped);
+    EXPECT_EQ(records[1].balloon->before_mib, 256u);
+
+    // Not from another partition, not beyond reason, not for a partition
+    // without a balloon; none of them touches one.
+    balloons_opened.clear();
+    EXPECT_THAT(reason_of(service.handle(kNotWlm, set_memory("vm2", 256))),
+                HasSubstr("not the WLM partition"));
+    EXPECT_THAT(reason_of(service.handle(kWlm, set_memory("vm2", -5))),
+                HasSubstr("memory must be positive, not -5 MiB"));
+    EXPECT_THAT(reason_of(service.handle(kWlm, set_memory("vm3", 256))),
+                HasSubstr("no balloon control for vm3"));
+    EXPECT_TRUE(balloons_opened.empty());
+    records = audit();
+    ASSERT_EQ(records.size(), 5u);
+    EXPECT_EQ(records[2].memory_mib, 256);
+    EXPECT_EQ(records[3].memory_mib, -5);
+    EXPECT_EQ(records[4].result, cap::AuditResult::refused);
+
+    // A QEMU that does not answer: failed, said, audited.
+    balloon_unreachable = true;
+    answer = service.handle(kWlm, set_memory("vm2", 300));
+    EXPECT_EQ(result_of(answer), static_cast<std::uint32_t>(PARTLINK_MBOX_FAILED));
+    EXPECT_EQ(value_of(answer), 0);
+    EXPECT_THAT(reason_of(answer), HasSubstr("cannot set vm2's balloon"));
+    EXPECT_EQ(audit().back().result, cap::AuditResult::failed);
+    EXPECT_EQ(slept.count(), 0) << "the CPU window is not waited for memory";
+}
 
 TEST_P(CapacityServiceTest, SetCpuIsAppliedEnforcedAndAudited) {
     set_entitlements();
@@ -241,7 +319,7 @@ TEST_P(CapacityServiceTest, RefusalsChangeNothingAndAreAudited) {
         {kWlm, malformed, "malformed request: flags must be zero", 0},
         {kWlm, set_cpu("vm 2", 1'000'000), "malformed request: target 'vm 2'", 0},
         {kNotWlm, set_memory("vm2", 512), "not the WLM partition", 0},
-        {kWlm, set_memory("vm2", 512), "memory directives (512 MiB) are not enforced", 0},
+        {kWlm, set_memory("vm2", 512), "no balloon control for vm2", 0},
         // The port's WLM flag and the policy's privileged partition agree in
         // partlinkd; should they not, the policy refuses too.
         {{"vm2", true}, set_cpu("vm2", 1'000'000), "vm2 is not WLM-privileged", 750'000},
