@@ -1,5 +1,6 @@
 #include "memory_enforcer.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <thread>
 
@@ -57,7 +58,16 @@ AuditRecord MemoryEnforcer::enforce(const MemoryOutcome& outcome) {
         return record;
     }
 
+    // The window is bounded by the clock as well as by the polls slept: a
+    // QEMU slow to answer each query must not keep the guest's answer past
+    // the device's timeout.
+    using Clock = std::chrono::steady_clock;
+    const auto start = Clock::now();
     std::chrono::milliseconds waited{0};
+    auto elapsed = [&] {
+        return std::max(
+            waited, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start));
+    };
     try {
         while (true) {
             const std::uint64_t actual = balloon->actual();
@@ -66,7 +76,7 @@ AuditRecord MemoryEnforcer::enforce(const MemoryOutcome& outcome) {
                 check.reached = true;
                 break;
             }
-            if (waited >= options_.window)
+            if (elapsed() >= options_.window)
                 break;
             options_.sleep(options_.poll);
             waited += options_.poll;
@@ -74,7 +84,7 @@ AuditRecord MemoryEnforcer::enforce(const MemoryOutcome& outcome) {
     } catch (const std::exception& e) {
         check.error = e.what();
     }
-    check.window_ms = waited.count();
+    check.window_ms = elapsed().count();
     if (!check.reached) {
         // The target is set; the guest's driver may still be on its way, or
         // not loaded at all.  Say where it got to, so that an operator can tell.

@@ -1,6 +1,7 @@
 // Memory directives: validation and clamping (pure), and their enforcement
 // on a fake balloon that follows its target a step at a time, or never.
 #include <cmath>
+#include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -18,11 +19,10 @@ Policy two_partitions() {
     Policy policy;
     policy.host_cpus = 2;
     policy.privileged = "vm1";
-    policy.partitions = {
-        {"vm1", CpuAmount::from_cpus(1), CpuAmount::from_cpus(0.1), CpuAmount::from_cpus(2), 100,
-         std::nullopt},
-        {"vm2", CpuAmount::from_cpus(1), CpuAmount::from_cpus(0.1), CpuAmount::from_cpus(2), 100,
-         MemoryTarget{128, 384}}};
+    policy.partitions = {{"vm1", CpuAmount::from_cpus(1), CpuAmount::from_cpus(0.1),
+                          CpuAmount::from_cpus(2), 100, std::nullopt},
+                         {"vm2", CpuAmount::from_cpus(1), CpuAmount::from_cpus(0.1),
+                          CpuAmount::from_cpus(2), 100, MemoryTarget{128, 384}}};
     return policy;
 }
 
@@ -89,6 +89,7 @@ public:
         std::uint64_t target = 512 * kMib;
         std::uint64_t step = 64 * kMib;
         bool fail_reads = false;
+        std::chrono::milliseconds latency{0}; // of each read, on the real clock
         int reads = 0;
     };
     explicit FakeBalloon(State& state)
@@ -97,6 +98,7 @@ public:
     std::uint64_t actual() override {
         if (state_.fail_reads && state_.reads > 0)
             throw Error("QMP timed out waiting for a reply");
+        std::this_thread::sleep_for(state_.latency);
         const std::uint64_t now = state_.actual;
         ++state_.reads;
         if (state_.actual > state_.target)
@@ -121,7 +123,8 @@ struct Harness {
                                 return std::make_unique<FakeBalloon>(state);
                             },
                             {std::chrono::milliseconds(1000), std::chrono::milliseconds(100),
-                             [](std::chrono::milliseconds) {}}};
+                             [](std::chrono::milliseconds) {
+                             }}};
 };
 
 TEST(MemoryEnforcer, SetsTheTargetAndWatchesTheGuestReachIt) {
@@ -159,6 +162,18 @@ TEST(MemoryEnforcer, AGuestThatDoesNotFollowIsReportedNotFailed) {
     EXPECT_EQ(record.balloon->window_ms, 1000);
     EXPECT_THAT(record.reason, HasSubstr("target 256 MiB set, the guest is at 512 MiB after 1000 "
                                          "ms (is virtio_balloon loaded in the guest?)"));
+}
+
+TEST(MemoryEnforcer, ASlowQemuDoesNotStretchTheWindow) {
+    Harness h;
+    h.state.step = 0;
+    h.state.latency = std::chrono::milliseconds(200);
+    const auto record = h.enforcer.enforce(evaluate("vm2", 256));
+    // A window of 1000 ms at 200 ms a read is 5 or 6 reads, not the 11 that
+    // the polls alone would allow (2.2 s).
+    EXPECT_LE(h.state.reads, 7);
+    EXPECT_GE(record.balloon->window_ms, 1000);
+    EXPECT_FALSE(record.balloon->reached);
 }
 
 TEST(MemoryEnforcer, AnUnreachableBalloonFails) {
