@@ -203,7 +203,7 @@ static long partlink_hv_ioctl(struct file *file, unsigned int cmd,
 	int err;
 
 	if (cmd != PARTLINK_HV_EXCHANGE)
-		return -EINVAL;
+		return -ENOTTY;
 
 	if (copy_from_user(&x.request, &ux->request, sizeof(x.request)))
 		return -EFAULT;

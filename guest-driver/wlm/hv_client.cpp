@@ -123,8 +123,8 @@ MailboxAnswer exchange(int fd, const std::string& path, const MailboxRequest& re
                         kExitUnavailable);
         case ENODEV:
             throw Error(path + ": the partlink adapter is gone", kExitUnavailable);
-        case EINVAL:
         case ENOTTY:
+        case EINVAL: // partlink.ko before it followed the kernel's convention
             throw Error(path + " is not a partlink mailbox (it refuses PARTLINK_HV_EXCHANGE): "
                                "load the partlink.ko that matches this plwlm",
                         kExitUnavailable);

@@ -34,8 +34,8 @@ MemoryOutcome evaluate_memory(const Policy& policy, const BootMemory& boot,
         return refuse(outcome, "partlinkd has no balloon control for " + directive.target +
                                    " (no QMP socket in its capacity configuration)");
     if (directive.mib <= 0)
-        return refuse(outcome, "memory must be positive, not " + std::to_string(directive.mib) +
-                                   " MiB");
+        return refuse(outcome,
+                      "memory must be positive, not " + std::to_string(directive.mib) + " MiB");
     if (directive.mib > kAbsurdMib)
         return refuse(outcome, std::to_string(directive.mib) + " MiB is absurd (more than " +
                                    std::to_string(kAbsurdMib) + " MiB)");

@@ -32,8 +32,9 @@ TEST(QmpBalloon, SetsTheTargetInBytesAndReadsTheActualSize) {
         EXPECT_EQ(qemu.receive()["execute"], "query-balloon");
         qemu.send({{"return", {{"actual", "lots"}}}});
         EXPECT_EQ(qemu.receive()["execute"], "balloon");
-        qemu.send({{"error", {{"class", "DeviceNotActive"},
-                              {"desc", "No balloon device has been activated"}}}});
+        qemu.send(
+            {{"error",
+              {{"class", "DeviceNotActive"}, {"desc", "No balloon device has been activated"}}}});
     });
     QmpBalloon balloon(QmpClient::from_fd(qemu.take_client()));
     balloon.set_target(384 * capacity::kMib);
