@@ -1,12 +1,9 @@
 #include "audit_log.hpp"
 
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
-#include <fcntl.h>
 #include <fstream>
-#include <unistd.h>
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -256,38 +253,7 @@ AuditRecord audit_record_from_json(const json& item) {
 }
 
 AuditLog::AuditLog(fs::path file)
-    : path_(std::move(file)) {
-    const bool existed = fs::exists(path_);
-    fd_.reset(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640));
-    if (!fd_)
-        throw_errno("cannot open the capacity audit log " + path_.string() +
-                    " for appending (check that its directory exists and is writable)");
-    if (!existed) {
-        // The new file's name must survive a crash as well as its lines.
-        UniqueFd dir(::open(path_.parent_path().empty() ? "." : path_.parent_path().c_str(),
-                            O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        if (dir)
-            ::fsync(dir.get());
-    }
-}
-
-void AuditLog::append(const AuditRecord& record) {
-    // Untrusted bytes (a garbage partition name) must not make dump() throw.
-    const std::string line =
-        to_json(record).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-    // O_APPEND puts the whole write at the end, so concurrent writers
-    // interleave whole lines, never parts of them.
-    ssize_t n;
-    do {
-        n = ::write(fd_.get(), line.data(), line.size());
-    } while (n < 0 && errno == EINTR);
-    if (n < 0)
-        throw_errno("cannot append to the capacity audit log " + path_.string());
-    if (static_cast<std::size_t>(n) != line.size())
-        throw Error("short write to the capacity audit log " + path_.string() + " (disk full?)");
-    if (::fsync(fd_.get()) != 0)
-        throw_errno("cannot sync the capacity audit log " + path_.string());
-}
+    : file_(std::move(file), "the capacity audit log", JsonLinesFile::Sync::every_line) {}
 
 AuditLogContents read_audit_log(const fs::path& file) {
     std::ifstream in(file);
@@ -295,16 +261,9 @@ AuditLogContents read_audit_log(const fs::path& file) {
         throw Error("cannot read the capacity audit log " + file.string() +
                     ": no directive has been logged yet, or the run directory is wrong");
     AuditLogContents contents;
-    std::string line;
-    for (std::size_t number = 1; std::getline(in, line); ++number) {
-        if (line.find_first_not_of(" \t\r") == std::string::npos)
-            continue;
-        try {
-            contents.records.push_back(audit_record_from_json(json::parse(line)));
-        } catch (const std::exception& e) {
-            contents.problems.push_back("line " + std::to_string(number) + ": " + e.what());
-        }
-    }
+    read_json_lines(
+        in, [&](const json& item) { contents.records.push_back(audit_record_from_json(item)); },
+        contents.problems);
     return contents;
 }
 

@@ -25,7 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "directive.hpp"
-#include "unique_fd.hpp"
+#include "json_lines.hpp"
 
 namespace partlink::capacity {
 
@@ -99,12 +99,11 @@ public:
     explicit AuditLog(std::filesystem::path file);
 
     // One write(2) of the whole line on an O_APPEND descriptor, then fsync.
-    void append(const AuditRecord& record);
-    const std::filesystem::path& path() const { return path_; }
+    void append(const AuditRecord& record) { file_.append(to_json(record)); }
+    const std::filesystem::path& path() const { return file_.path(); }
 
 private:
-    std::filesystem::path path_;
-    UniqueFd fd_;
+    JsonLinesFile file_;
 };
 
 struct AuditLogContents {

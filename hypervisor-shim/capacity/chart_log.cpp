@@ -1,11 +1,7 @@
 #include "chart_log.hpp"
 
-#include <cerrno>
 #include <cmath>
-#include <fcntl.h>
 #include <fstream>
-#include <sstream>
-#include <unistd.h>
 
 #include "audit_log.hpp"
 #include "error.hpp"
@@ -31,20 +27,9 @@ std::optional<double> number_from(const json& object, const char* key) {
 }
 
 void parse_lines(std::istream& in, ChartLogContents& contents, bool skip_first) {
-    std::string line;
-    std::size_t number = 0;
-    while (std::getline(in, line)) {
-        ++number;
-        if (skip_first && number == 1)
-            continue; // the tail starts mid-line
-        if (line.find_first_not_of(" \t\r") == std::string::npos)
-            continue;
-        try {
-            contents.records.push_back(chart_record_from_json(json::parse(line)));
-        } catch (const std::exception& e) {
-            contents.problems.push_back("line " + std::to_string(number) + ": " + e.what());
-        }
-    }
+    read_json_lines(
+        in, [&](const json& item) { contents.records.push_back(chart_record_from_json(item)); },
+        contents.problems, skip_first);
 }
 
 } // namespace
@@ -105,26 +90,10 @@ ChartRecord chart_record_from_json(const json& item) {
     return r;
 }
 
+// Not synced: a chart point lost in a crash costs nothing, and the manager
+// reports every second.
 ChartLog::ChartLog(fs::path file)
-    : path_(std::move(file)) {
-    fd_.reset(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640));
-    if (!fd_)
-        throw_errno("cannot open the WLM chart log " + path_.string() +
-                    " for appending (check that its directory exists and is writable)");
-}
-
-void ChartLog::append(const ChartRecord& record) {
-    const std::string line =
-        to_json(record).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-    ssize_t n;
-    do {
-        n = ::write(fd_.get(), line.data(), line.size());
-    } while (n < 0 && errno == EINTR);
-    if (n < 0)
-        throw_errno("cannot append to the WLM chart log " + path_.string());
-    if (static_cast<std::size_t>(n) != line.size())
-        throw Error("short write to the WLM chart log " + path_.string() + " (disk full?)");
-}
+    : file_(std::move(file), "the WLM chart log", JsonLinesFile::Sync::none) {}
 
 ChartLogContents read_chart_log(const fs::path& file) {
     ChartLogContents contents;

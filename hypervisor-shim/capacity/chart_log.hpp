@@ -23,7 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "unique_fd.hpp"
+#include "json_lines.hpp"
 
 namespace partlink::capacity {
 
@@ -52,12 +52,11 @@ ChartRecord chart_record_from_json(const nlohmann::json& json);
 class ChartLog {
 public:
     explicit ChartLog(std::filesystem::path file); // created, appended to
-    void append(const ChartRecord& record);
-    const std::filesystem::path& path() const { return path_; }
+    void append(const ChartRecord& record) { file_.append(to_json(record)); }
+    const std::filesystem::path& path() const { return file_.path(); }
 
 private:
-    std::filesystem::path path_;
-    UniqueFd fd_;
+    JsonLinesFile file_;
 };
 
 struct ChartLogContents {
