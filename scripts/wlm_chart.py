@@ -129,8 +129,10 @@ def read_chart_log(path, warn):
 
 def read_audit_log(path, warn):
     """(time, result, target, partitions whose cap changed) of every applied
-    or clamped directive; a missing log means no directives.  Bad lines are
-    warnings: the markers are an aid, the chart is what was asked for."""
+    or clamped CPU directive; a missing log means no directives.  Memory
+    directives (a balloon target) do not move S's CPU axis: not marked.
+    Bad lines are warnings: the markers are an aid, the chart is what was
+    asked for."""
     if not path:
         return []
     try:
@@ -150,6 +152,8 @@ def read_audit_log(path, warn):
             directive = doc.get("directive")
             if not isinstance(directive, dict) or not isinstance(directive.get("target"), str):
                 raise ValueError("'directive.target' is missing")
+            if "memory_mib" in directive:
+                continue
             touched = {directive["target"]}
             for change in doc.get("changes") or []:
                 if not isinstance(change, dict) or not isinstance(change.get("partition"), str):

@@ -13,7 +13,9 @@
 //   }
 // CPU values are in CPUs (0.5 = half of one CPU), resolved to 1e-5 CPU;
 // weight is a cgroup v2 cpu.weight (1..10000, default 100).  Defaults: min
-// 0.1, max every host CPU.
+// 0.1, max every host CPU.  memory_mib is the range memory directives may
+// move the guest's balloon target within (memory_directive.hpp; default
+// half the guest's boot RAM to all of it).
 #pragma once
 
 #include <cstdint>

@@ -76,9 +76,19 @@ def matplotlib_installed():
         pytest.fail("python3-matplotlib is missing; run `make deps`", pytrace=False)
 
 
+def memory_audit_line(second, target, mib=384):
+    return json.dumps({
+        "time": f"2026-11-25T09:23:{second:02d}.700000Z", "from": "vm1",
+        "directive": {"target": target, "memory_mib": mib}, "result": "applied", "reason": "",
+        "changes": [], "verification": None,
+        "memory": {"before_mib": 512, "target_mib": mib, "actual_mib": mib, "reached": True,
+                   "window_ms": 700}})
+
+
 def test_draws_a_png_with_one_subplot_per_partition(tmp_path):
+    # The memory directive is no CPU marker: still 2.
     audit = audit_line(10, "vm2") + "\n" + audit_line(22, "vm2", "clamped") + "\n" + \
-        audit_line(25, "vm3", "refused") + "\n"
+        audit_line(25, "vm3", "refused") + "\n" + memory_audit_line(26, "vm2") + "\n"
     proc, out = run(tmp_path, good_chart(), audit)
     assert proc.returncode == 0, proc.stderr
     width, height = png_size(out)
