@@ -173,6 +173,8 @@ struct partlink_dev {
 	u32 link;		/* last LINK register value */
 
 	spinlock_t ctr_lock;	/* the device latches one counter at a time */
+	/* a reset and the mailbox's MBOX_SEND never interleave */
+	spinlock_t reset_lock;
 
 	char irq_name[PARTLINK_NR_VECTORS][IFNAMSIZ + 8];
 

@@ -150,6 +150,7 @@ static int partlink_hv_exchange(struct partlink_hv *hv,
 	unsigned long deadline = jiffies + timeout;
 	struct partlink_dev *pl = hv->pl;
 	int resets, status;
+	bool sent;
 
 	if (!pl)
 		return -ENODEV;
@@ -166,16 +167,24 @@ static int partlink_hv_exchange(struct partlink_hv *hv,
 
 		partlink_hv_write_request(pl, &x->request);
 		reinit_completion(&hv->done);
-		smp_mb();	/* reinit before reading resets */
-		/* A reset zeroed what we wrote: nothing was sent, write again. */
-		if (atomic_read(&hv->resets) == resets)
+		/*
+		 * A reset zeroes the request registers.  Under reset_lock no
+		 * reset can come between this check and MBOX_SEND: either the
+		 * whole request goes, or a reset came first and nothing was
+		 * sent, and we write it again.
+		 */
+		spin_lock(&pl->reset_lock);
+		sent = atomic_read(&hv->resets) == resets;
+		if (sent)
+			partlink_wr(pl, PARTLINK_REG_MBOX_SEND, PARTLINK_MBOX_SEND);
+		spin_unlock(&pl->reset_lock);
+		if (sent)
 			break;
 		if (time_after(jiffies, deadline))
 			return -ETIMEDOUT;
 	}
 
 	deadline = jiffies + timeout;
-	partlink_wr(pl, PARTLINK_REG_MBOX_SEND, PARTLINK_MBOX_SEND);
 
 	status = partlink_hv_wait(hv, deadline);
 	if (status < 0)

@@ -25,15 +25,19 @@
 /*
  * Reset the device.  Once the register write has reached it, the device
  * and every peer have stopped touching our rings and buffers.  The reset
- * also empties the mailbox and drops an answer still to come.
+ * also empties the mailbox and drops an answer still to come.  Under
+ * reset_lock, so that the mailbox never sends a request a reset zeroed
+ * (see partlink_hv_exchange()).
  */
 void partlink_reset(struct partlink_dev *pl)
 {
+	spin_lock(&pl->reset_lock);
 	partlink_wr(pl, PARTLINK_REG_STATUS, 0);
 	/* Read back so that the reset has reached the device on return. */
 	partlink_rd(pl, PARTLINK_REG_STATUS);
 	if (pl->hv)
 		partlink_hv_reset(pl->hv);
+	spin_unlock(&pl->reset_lock);
 }
 
 /* Write a new device status and check that the device accepted it. */
@@ -236,6 +240,7 @@ static int partlink_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	pl->regs = pcim_iomap_table(pdev)[PARTLINK_REG_BAR];
 	spin_lock_init(&pl->link_lock);
 	spin_lock_init(&pl->ctr_lock);
+	spin_lock_init(&pl->reset_lock);
 	u64_stats_init(&pl->tx.syncp);
 	u64_stats_init(&pl->rx.syncp);
 	INIT_DELAYED_WORK(&pl->refill_work, partlink_refill_work);
