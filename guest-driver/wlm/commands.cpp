@@ -102,7 +102,7 @@ int run_monitor(const MonitorOptions& o) {
     const auto name = o.partition.empty() ? host_name() : o.partition;
     if (!valid_partition_name(name))
         throw UsageError("partition name '" + name +
-                         "' is not valid (1-64 of A-Z a-z 0-9 . _ -); pass --partition");
+                         "' is not valid (1-16 of A-Z a-z 0-9 . _ -); pass --partition");
     if (o.count < 0)
         throw UsageError("--count must be 0 (run until stopped) or more");
     Monitor monitor(name, o.iface);

@@ -15,7 +15,7 @@ namespace plwlm {
 void validate(const Directive& d) {
     if (!valid_partition_name(d.target))
         throw UsageError("directive: partition '" + d.target +
-                         "' is not a valid name (1-64 of A-Z a-z 0-9 . _ -)");
+                         "' is not a valid name (1-16 of A-Z a-z 0-9 . _ -)");
     if (!std::isfinite(d.cpu) || d.cpu <= 0 || d.cpu > kMaxDirectiveCpus)
         throw UsageError("directive: cpu must be a number of CPUs in (0, " +
                          std::to_string(static_cast<int>(kMaxDirectiveCpus)) + "], e.g. 0.5");
@@ -27,7 +27,7 @@ void validate(const Directive& d) {
 void validate(const MemoryDirective& d) {
     if (!valid_partition_name(d.target))
         throw UsageError("directive: partition '" + d.target +
-                         "' is not a valid name (1-64 of A-Z a-z 0-9 . _ -)");
+                         "' is not a valid name (1-16 of A-Z a-z 0-9 . _ -)");
     if (d.mib <= 0 || d.mib > kMaxDirectiveMib)
         throw UsageError("directive: memory must be a number of MiB in [1, " +
                          std::to_string(kMaxDirectiveMib) + "], e.g. 512");

@@ -61,13 +61,13 @@ std::int64_t get_le64(const std::array<std::uint8_t, N>& b, std::size_t off) {
 
 // `what` names the field in the message: "partition", "donor".
 void put_name(MailboxRequest& b, std::size_t off, const std::string& name, const char* what) {
-    if (!valid_partition_name(name))
-        throw UsageError(std::string(what) + " '" + name +
-                         "' is not a valid partition name (A-Z a-z 0-9 . _ -)");
     if (name.size() > kMailboxNameLen)
         throw UsageError(std::string(what) + " '" + name + "' is " + std::to_string(name.size()) +
                          " bytes long; the hypervisor mailbox " + "carries names of at most " +
                          std::to_string(kMailboxNameLen));
+    if (!valid_partition_name(name))
+        throw UsageError(std::string(what) + " '" + name +
+                         "' is not a valid partition name (A-Z a-z 0-9 . _ -)");
     for (std::size_t i = 0; i < name.size(); ++i)
         b[off + i] = static_cast<std::uint8_t>(name[i]);
 }

@@ -12,7 +12,7 @@ Monitor::Monitor(std::string partition, std::string iface, VelocityConfig config
     , tracker_(config) {
     if (!valid_partition_name(partition_))
         throw std::invalid_argument("partition name '" + partition_ +
-                                    "' is not valid: use 1-64 of A-Z a-z 0-9 . _ -");
+                                    "' is not valid: use 1-16 of A-Z a-z 0-9 . _ -");
 }
 
 std::optional<Report> Monitor::sample(std::string_view net_dev, std::string_view stat, double mono,

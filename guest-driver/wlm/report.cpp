@@ -94,7 +94,7 @@ json optional_number(const std::optional<double>& v) {
 } // namespace
 
 bool valid_partition_name(std::string_view name) noexcept {
-    if (name.empty() || name.size() > 64)
+    if (name.empty() || name.size() > kMaxPartitionName)
         return false;
     for (const char ch : name) {
         const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||

@@ -16,6 +16,8 @@
 #include <string_view>
 #include <variant>
 
+#include "partlink/partlink_abi.h"
+
 namespace plwlm {
 
 struct Report {
@@ -35,7 +37,10 @@ inline constexpr std::size_t kMaxReportBytes = 1024;
 // |S| beyond this is no velocity but a broken fit or a forged message.
 inline constexpr double kMaxAbsVelocity = 1e6;
 
-// Partition names: 1-64 of [A-Za-z0-9._-], as `partlink` names its guests.
+// Partition names: 1-16 of [A-Za-z0-9._-], as `partlink` names its guests.
+// 16 is what the hypervisor mailbox carries (PARTLINK_NAME_LEN): a
+// partition with a longer name could be charted but never managed.
+inline constexpr std::size_t kMaxPartitionName = PARTLINK_NAME_LEN;
 bool valid_partition_name(std::string_view name) noexcept;
 
 std::string to_json(const Report& report);

@@ -132,7 +132,7 @@ TEST(Report, AbsurdValuesAreRejected) {
              {"partition", "\"\""},
              {"partition", "\"vm2; reboot\""},
              {"partition", "\"../../etc\""},
-             {"partition", "\"" + std::string(65, 'a') + "\""},
+             {"partition", "\"" + std::string(17, 'a') + "\""},
          })
         EXPECT_EQ(rejected(with(key, value)).reason, RejectReason::bad_value) << key << value;
     // Numbers too large for a double: refused either by the parser or by
@@ -199,6 +199,9 @@ TEST(Report, PartitionNames) {
     EXPECT_FALSE(valid_partition_name("vm 1"));
     EXPECT_FALSE(valid_partition_name("vm/1"));
     EXPECT_FALSE(valid_partition_name(std::string("vm\0", 3)));
+    // As long as the hypervisor mailbox carries, no longer.
+    EXPECT_TRUE(valid_partition_name(std::string(16, 'a')));
+    EXPECT_FALSE(valid_partition_name(std::string(17, 'a')));
 }
 
 } // namespace
