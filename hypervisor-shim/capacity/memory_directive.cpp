@@ -26,6 +26,11 @@ MemoryOutcome evaluate_memory(const Policy& policy, const BootMemory& boot,
                               const MemoryDirective& directive) {
     MemoryOutcome outcome;
     outcome.directive = directive;
+    // The port's WLM flag said so already; the policy must agree, as for CPU.
+    if (directive.from != policy.privileged)
+        return refuse(outcome, "partition " + printable(directive.from) +
+                                   " is not WLM-privileged: only " + policy.privileged +
+                                   " may issue capacity directives");
     const auto* partition = policy.find(directive.target);
     if (!partition)
         return refuse(outcome, "unknown partition '" + printable(directive.target) + "'");

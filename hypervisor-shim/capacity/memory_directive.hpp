@@ -6,7 +6,8 @@
 // keeps.  Unlike CPU there is no pool to keep constant: RAM a balloon takes
 // from one guest goes back to the host, and no guest can grow beyond the RAM
 // it booted with.  A directive is
-//   1. authorized like a CPU directive (by the port it came from);
+//   1. authorized like a CPU directive (by the port it came from, and by the
+//      policy's privileged partition);
 //   2. validated: the target exists and has a balloon, the MiB are positive
 //      and not absurd;
 //   3. clamped to the target's memory range: the policy's memory_mib, or by

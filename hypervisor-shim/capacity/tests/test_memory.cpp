@@ -74,6 +74,10 @@ TEST(MemoryDirective, BadDirectivesAreRefusedWithTheReason) {
         EXPECT_EQ(outcome.verdict, Verdict::refused) << c.mib;
         EXPECT_THAT(outcome.reason, HasSubstr(c.reason)) << c.mib;
     }
+    // Only the policy's privileged partition, whatever the port said.
+    auto from_vm2 = evaluate_memory(two_partitions(), kBoot, {"vm2", "vm2", 256});
+    EXPECT_EQ(from_vm2.verdict, Verdict::refused);
+    EXPECT_THAT(from_vm2.reason, HasSubstr("vm2 is not WLM-privileged: only vm1"));
     // A partition partlinkd has no balloon for.
     const auto outcome = evaluate("vm2", 256, {{"vm1", 512}});
     EXPECT_EQ(outcome.verdict, Verdict::refused);

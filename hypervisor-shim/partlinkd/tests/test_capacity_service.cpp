@@ -323,6 +323,7 @@ TEST_P(CapacityServiceTest, RefusalsChangeNothingAndAreAudited) {
         // The port's WLM flag and the policy's privileged partition agree in
         // partlinkd; should they not, the policy refuses too.
         {{"vm2", true}, set_cpu("vm2", 1'000'000), "vm2 is not WLM-privileged", 750'000},
+        {{"vm2", true}, set_memory("vm2", 256), "vm2 is not WLM-privileged", 0},
     };
     for (std::size_t i = 0; i < cases.size(); ++i) {
         const auto& c = cases[i];
