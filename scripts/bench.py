@@ -21,6 +21,7 @@ are what to compare.
 """
 
 import argparse
+import signal
 import json
 import statistics
 import subprocess
@@ -133,6 +134,15 @@ def ratio_line(mode, base_mode, s, base):
     return line
 
 
+def stop_cleanly_on_termination():
+    """SIGTERM or SIGHUP (a timeout, a closed terminal) unwinds like Ctrl-C,
+    so that the guests this started are shut down, not left running."""
+    def terminate(signum, _frame):
+        raise SystemExit(128 + signum)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, terminate)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--modes", default="partlink,virtio-tap",
@@ -145,6 +155,7 @@ def main():
     ap.add_argument("--cpus", type=int, default=1)
     ap.add_argument("--accel", default="auto")
     args = ap.parse_args()
+    stop_cleanly_on_termination()
     modes = args.modes.split(",")
     for m in modes:
         if m not in MODES:

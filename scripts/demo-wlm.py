@@ -11,6 +11,7 @@ and vm2's served throughput against the dry run; draws the control chart.
 Everything it started is stopped at the end, also on failure or Ctrl-C."""
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -40,6 +41,15 @@ def summary(result, steady_from):
     return shifts, steady
 
 
+def stop_cleanly_on_termination():
+    """SIGTERM or SIGHUP (a timeout, a closed terminal) unwinds like Ctrl-C,
+    so that the guests this started are shut down, not left running."""
+    def terminate(signum, _frame):
+        raise SystemExit(128 + signum)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, terminate)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", default=str(REPO / "build" / "demo-wlm-run"))
@@ -48,6 +58,7 @@ def main():
     parser.add_argument("--last", type=int, default=30,
                         help="seconds at the end of the step over which throughput is averaged")
     args = parser.parse_args()
+    stop_cleanly_on_termination()
     if not PARTLINK.exists():
         sys.exit(f"demo-wlm: {PARTLINK} missing: run 'make all'")
 
