@@ -21,13 +21,14 @@ are what to compare.
 """
 
 import argparse
-import signal
 import json
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from termination import stop_cleanly_on_termination  # this directory
 
 REPO = Path(__file__).resolve().parents[1]
 PARTLINK = REPO / "build" / "bin" / "partlink"
@@ -132,15 +133,6 @@ def ratio_line(mode, base_mode, s, base):
     if "copies_per_pkt" in s:
         line += f" copies/pkt {s['copies_per_pkt']:.2f}"
     return line
-
-
-def stop_cleanly_on_termination():
-    """SIGTERM or SIGHUP (a timeout, a closed terminal) unwinds like Ctrl-C,
-    so that the guests this started are shut down, not left running."""
-    def terminate(signum, _frame):
-        raise SystemExit(128 + signum)
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, terminate)
 
 
 def main():

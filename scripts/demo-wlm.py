@@ -11,7 +11,6 @@ and vm2's served throughput against the dry run; draws the control chart.
 Everything it started is stopped at the end, also on failure or Ctrl-C."""
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import PARTLINK, Cluster, kill_leftovers  # noqa: E402
 import wlm_scenario  # noqa: E402
+from termination import stop_cleanly_on_termination  # noqa: E402  (this directory)
 
 
 def step(text):
@@ -39,15 +39,6 @@ def summary(result, steady_from):
     shifts = result["shifts"]
     steady = [r for r in shifts if wlm_scenario.utc(r["time"]) >= steady_from]
     return shifts, steady
-
-
-def stop_cleanly_on_termination():
-    """SIGTERM or SIGHUP (a timeout, a closed terminal) unwinds like Ctrl-C,
-    so that the guests this started are shut down, not left running."""
-    def terminate(signum, _frame):
-        raise SystemExit(128 + signum)
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, terminate)
 
 
 def main():
