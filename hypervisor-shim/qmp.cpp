@@ -146,4 +146,12 @@ std::string QmpClient::query_status() {
     return r["status"].get<std::string>();
 }
 
+std::uint64_t QmpClient::query_balloon() {
+    const json r = execute("query-balloon");
+    const auto it = r.find("actual");
+    if (it == r.end() || !it->is_number_unsigned())
+        throw QmpError("unexpected query-balloon reply: " + r.dump());
+    return it->get<std::uint64_t>();
+}
+
 } // namespace partlink

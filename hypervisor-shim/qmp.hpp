@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
@@ -34,6 +35,8 @@ public:
     void quit();
     // query-status "status": "running", "paused", "shutdown", ...
     std::string query_status();
+    // query-balloon "actual": the guest's RAM as its balloon leaves it, in bytes.
+    std::uint64_t query_balloon();
 
 private:
     QmpClient(UniqueFd fd, std::chrono::milliseconds timeout)

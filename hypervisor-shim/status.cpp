@@ -44,9 +44,8 @@ constexpr std::chrono::milliseconds kBalloonQueryTimeout{500};
 
 std::optional<std::uint64_t> balloon_mib(const std::filesystem::path& qmp) {
     try {
-        const auto reply = QmpClient::connect(qmp, kBalloonQueryTimeout).execute("query-balloon");
-        if (const auto it = reply.find("actual"); it != reply.end() && it->is_number_unsigned())
-            return (it->get<std::uint64_t>() + (1u << 19)) >> 20;
+        const std::uint64_t bytes = QmpClient::connect(qmp, kBalloonQueryTimeout).query_balloon();
+        return (bytes + (1u << 19)) >> 20;
     } catch (const std::exception&) {
         // No balloon device, or a QEMU too busy to answer: shown as unknown.
     }

@@ -7,11 +7,7 @@ void QmpBalloon::set_target(std::uint64_t bytes) {
 }
 
 std::uint64_t QmpBalloon::actual() {
-    const auto reply = client_.execute("query-balloon");
-    const auto it = reply.find("actual");
-    if (it == reply.end() || !it->is_number_unsigned())
-        throw QmpError("unexpected query-balloon reply: " + reply.dump());
-    return it->get<std::uint64_t>();
+    return client_.query_balloon();
 }
 
 capacity::BalloonOpener
