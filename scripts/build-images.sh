@@ -1,6 +1,7 @@
 #!/bin/bash
 # Build the guest image: Debian's kernel, partlink.ko built against the
-# matching headers, and a busybox initramfs with dropbear, iperf3 and ethtool.
+# matching headers, and a busybox initramfs with dropbear, iperf3, sockperf
+# and ethtool.
 #
 #   scripts/build-images.sh [BUILD_DIR]        (default: <repo>/build)
 #
@@ -31,7 +32,7 @@ OUT="$BUILD_DIR/images"
 GUEST_MODULES=(virtio_pci virtio_net virtio_balloon)
 # Programs copied into the guest with the libraries they link against.
 GUEST_PROGRAMS=(/usr/bin/iperf3 /usr/sbin/dropbear /usr/bin/dbclient
-	/usr/bin/dropbearkey /usr/sbin/ethtool)
+	/usr/bin/dropbearkey /usr/sbin/ethtool /usr/bin/sockperf)
 # The in-guest workload manager, a static binary from the meson build
 # (make shim builds it before make images).
 PLWLM="$BUILD_DIR/meson/guest-driver/wlm/plwlm"

@@ -19,6 +19,7 @@ PACKAGES=(
 	libglib2.0-dev libpixman-1-dev libslirp-dev zlib1g-dev libfdt-dev
 	seabios qemu-system-data ipxe-qemu
 	linux-headers-amd64 kmod cpio busybox-static dropbear-bin iperf3 ethtool
+	sockperf
 	openssh-client iproute2 procps
 	libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev
 	clang-format linux-source-6.1
