@@ -104,6 +104,14 @@ static void partlink_unregister(PartlinkState *s)
     partlink_link_changed(s);
 }
 
+/* For the TX thread: the same test, without acting on it. */
+bool partlink_fabric_slot_valid(PartlinkState *s)
+{
+    struct partlink_fabric_port *port = partlink_fabric_port(s, s->port_id);
+
+    return s->registered && port && partlink_slot_is_ours(s, port);
+}
+
 bool partlink_fabric_owns_slot(PartlinkState *s)
 {
     struct partlink_fabric_port *port = partlink_fabric_port(s, s->port_id);
@@ -124,7 +132,7 @@ bool partlink_fabric_owns_slot(PartlinkState *s)
 void partlink_fabric_publish_rx(PartlinkState *s)
 {
     struct partlink_fabric_port *port = partlink_fabric_port(s, s->port_id);
-    bool ready = s->status & PARTLINK_STATUS_DRIVER_OK;
+    bool ready = (s->status & PARTLINK_STATUS_DRIVER_OK) && s->bus_master;
 
     if (!s->registered || !port) {
         return;
@@ -151,9 +159,9 @@ void partlink_fabric_publish_rx(PartlinkState *s)
         port->rx_ring_gpa = s->rx_ring_gpa;
         port->rx_ring_size = s->rx_ring_size;
         port->rx_features = s->drv_features;
+        qatomic_set(&port->notify_gpa, s->notify_gpa);
         port->rx_ready = 1;
     }
-    qatomic_set(&port->rx_notify, ready && (s->irq_ctrl & PARTLINK_IRQ_RX));
     partlink_port_unlock(port);
 }
 
@@ -180,14 +188,38 @@ static void partlink_fabric_leave(PartlinkState *s)
     s->fabric = NULL;
 }
 
-void partlink_fabric_set_rx_notify(PartlinkState *s, bool armed)
+/*
+ * A peer may be reached while its slot is UP with the epoch we mapped and
+ * in our network: partlinkd may have moved it since (a restart with a new
+ * configuration), or given the port to another QEMU.
+ */
+bool partlink_peer_valid(PartlinkState *s, uint32_t port)
 {
-    struct partlink_fabric_port *port = partlink_fabric_port(s, s->port_id);
+    struct partlink_fabric_port *slot = partlink_fabric_port(s, port);
 
-    if (s->registered && port) {
-        qatomic_set(&port->rx_notify, armed);
-        /* Pairs with the sender's barrier between its copy and its check. */
-        smp_mb();
+    return slot && qatomic_read(&slot->state) == PARTLINK_PORT_UP &&
+           qatomic_read(&slot->epoch) == s->peers[port].epoch &&
+           qatomic_read(&slot->network) == s->network;
+}
+
+/* Drop every peer that may no longer be reached.  With tx_lock held. */
+static void partlink_check_peers(PartlinkState *s)
+{
+    unsigned i;
+
+    for (i = 0; i < PARTLINK_FABRIC_PORTS; i++) {
+        if (s->peers[i].present && !partlink_peer_valid(s, i)) {
+            partlink_drop_peer(s, i);
+        }
+    }
+}
+
+static void partlink_peer_check_bh(void *opaque)
+{
+    PartlinkState *s = opaque;
+
+    WITH_QEMU_LOCK_GUARD(&s->tx_lock) {
+        partlink_check_peers(s);
     }
 }
 
@@ -245,9 +277,12 @@ static void partlink_send_hello(PartlinkState *s)
     Error *err = NULL;
     unsigned i;
 
-    if (!partlink_ram_layout_own(&s->ram, s->ram_fds, &s->nr_ram_fds, &err)) {
-        error_report_err(err);
-        return;
+    WITH_QEMU_LOCK_GUARD(&s->tx_lock) {
+        if (!partlink_ram_layout_own(&s->ram, s->ram_fds, &s->nr_ram_fds,
+                                     &err)) {
+            error_report_err(err);
+            return;
+        }
     }
     msg.port.nr_regions = s->ram.nr;
     memcpy(msg.port.mac, s->mac.a, sizeof(msg.port.mac));
@@ -408,6 +443,8 @@ static bool partlink_on_welcome(PartlinkState *s, const uint8_t *payload,
     s->counters = s->fabric->ports[s->port_id].counters;
     s->registered = true;
     trace_partlink_fabric_welcome(w.port, w.epoch, w.network);
+    /* Our network may have changed with partlinkd's configuration. */
+    partlink_check_peers(s);
     if (republish) {
         partlink_fabric_publish_rx(s);
         partlink_link_changed(s);
@@ -422,6 +459,7 @@ static bool partlink_on_peer_up(PartlinkState *s, const uint8_t *payload,
     int fds[PARTLINK_MAX_FDS];
     unsigned i, nr_fds = 1;
     PartlinkPeer *peer;
+    Error *err = NULL;
 
     if (len != sizeof(p)) {
         error_setg(errp, "malformed PEER_UP");
@@ -448,6 +486,17 @@ static bool partlink_on_peer_up(PartlinkState *s, const uint8_t *payload,
         error_setg(errp, "PEER_UP for port %u", p.port);
         return false;
     }
+    /*
+     * A sender must never block on a peer's doorbell, and the chardev
+     * hands over received fds in blocking mode: make it non-blocking
+     * (for every holder of the eventfd, its owner included).
+     */
+    if (!g_unix_set_fd_nonblocking(fds[0], true, NULL)) {
+        partlink_close_fds(fds, nr_fds);
+        error_setg_errno(errp, errno, "PEER_UP for port %u: cannot make its "
+                         "doorbell non-blocking", p.port);
+        return false;
+    }
     peer = &s->peers[p.port];
     if (peer->present && peer->epoch == p.epoch) {
         /* partlinkd restarted; the mapping we have is still right. */
@@ -456,9 +505,13 @@ static bool partlink_on_peer_up(PartlinkState *s, const uint8_t *payload,
     }
     partlink_drop_peer(s, p.port);
     if (!partlink_ram_map_peer(peer, p.regions, p.nr_regions, fds, nr_fds,
-                               errp)) {
+                               &err)) {
+        /* A peer we cannot map is unreachable, not a broken protocol. */
         partlink_close_fds(fds, nr_fds);
-        return false;
+        error_prepend(&err, "partlink-pci: port %u cannot reach peer port "
+                      "%u: ", s->port_id, p.port);
+        warn_report_err(err);
+        return true;
     }
     partlink_close_fds(fds + 1, nr_fds - 1);
     peer->doorbell_fd = fds[0];
@@ -533,6 +586,7 @@ static void partlink_chr_read(void *opaque, const uint8_t *buf, int size)
     int nr = qemu_chr_fe_get_msgfds(&s->chr, fds, ARRAY_SIZE(fds));
     struct partlink_msg hdr;
     Error *err = NULL;
+    bool ok;
 
     if (nr > 0) {
         unsigned room = ARRAY_SIZE(s->pending_fds) - s->nr_pending_fds;
@@ -557,8 +611,11 @@ static void partlink_chr_read(void *opaque, const uint8_t *buf, int size)
         if (s->msg_len < total) {
             return;
         }
-        if (!partlink_on_message(s, hdr.type, s->msg + sizeof(hdr), hdr.len,
-                                 &err)) {
+        WITH_QEMU_LOCK_GUARD(&s->tx_lock) {
+            ok = partlink_on_message(s, hdr.type, s->msg + sizeof(hdr),
+                                     hdr.len, &err);
+        }
+        if (!ok) {
             break;
         }
         s->msg_len -= total;
@@ -600,16 +657,19 @@ static void partlink_doorbell(EventNotifier *n)
     if (!event_notifier_test_and_clear(n)) {
         return;
     }
-    if (!(s->irq_ctrl & PARTLINK_IRQ_RX) ||
+    /*
+     * Whoever wrote the doorbell, a peer after delivering here or our TX
+     * thread after handing entries back, took the driver's arming first:
+     * one interrupt per arming.  Under KVM this notifier would be the
+     * vector's irqfd and this function would not run.
+     */
+    if (!(s->irq_ctrl & PARTLINK_IRQ_DATA) ||
         !(s->status & PARTLINK_STATUS_DRIVER_OK)) {
         return;
     }
-    /* One-shot: the driver re-arms when its poll has drained the ring. */
-    s->irq_ctrl &= ~PARTLINK_IRQ_RX;
-    partlink_fabric_set_rx_notify(s, false);
     partlink_count(s, PARTLINK_CTR_RX_INTERRUPTS, 1);
-    trace_partlink_irq(PARTLINK_VEC_RX);
-    msix_notify(PCI_DEVICE(s), PARTLINK_VEC_RX);
+    trace_partlink_irq(PARTLINK_VEC_DATA);
+    msix_notify(PCI_DEVICE(s), PARTLINK_VEC_DATA);
 }
 
 static void partlink_machine_done(Notifier *n, void *data)
@@ -635,6 +695,7 @@ void partlink_fabric_realize(PartlinkState *s, Error **errp)
         return;
     }
     event_notifier_set_handler(&s->doorbell, partlink_doorbell);
+    s->peer_check = qemu_bh_new(partlink_peer_check_bh, s);
     if (s->port_id >= PARTLINK_FABRIC_PORTS) {
         error_setg(errp, "partlink-pci: port must be below %d",
                    PARTLINK_FABRIC_PORTS);
@@ -658,8 +719,14 @@ void partlink_fabric_unrealize(PartlinkState *s)
     if (s->machine_done.notify) {
         qemu_remove_machine_init_done_notifier(&s->machine_done);
     }
-    /* Closing the socket tells partlinkd, which frees our slot. */
-    qemu_chr_fe_deinit(&s->chr, true);
+    /*
+     * Closing the connection tells partlinkd, which frees our slot; the
+     * chardev itself is the user's (-chardev) and stays.
+     */
+    if (qemu_chr_fe_backend_open(&s->chr)) {
+        qemu_chr_fe_disconnect(&s->chr);
+    }
+    qemu_chr_fe_deinit(&s->chr, false);
     for (i = 0; i < PARTLINK_FABRIC_PORTS; i++) {
         partlink_drop_peer(s, i);
     }
@@ -670,4 +737,6 @@ void partlink_fabric_unrealize(PartlinkState *s)
     }
     event_notifier_set_handler(&s->doorbell, NULL);
     event_notifier_cleanup(&s->doorbell);
+    qemu_bh_delete(s->peer_check);
+    s->peer_check = NULL;
 }

@@ -19,6 +19,7 @@
 #include "exec/memory.h"
 #include "hw/boards.h"
 #include "hw/pci/msix.h"
+#include "hw/pci/pci.h"
 #include "hw/qdev-properties.h"
 #include "hw/qdev-properties-system.h"
 #include "migration/blocker.h"
@@ -128,6 +129,12 @@ static uint64_t partlink_reg_read(void *opaque, hwaddr addr, unsigned size)
     case PARTLINK_REG_MAX_PACKET:
         val = PARTLINK_MAX_PACKET;
         break;
+    case PARTLINK_REG_NOTIFY_LO:
+        val = (uint32_t)s->notify_gpa;
+        break;
+    case PARTLINK_REG_NOTIFY_HI:
+        val = s->notify_gpa >> 32;
+        break;
     case PARTLINK_REG_COUNTERS ...
          PARTLINK_REG_COUNTERS + 8 * PARTLINK_NR_COUNTERS - 1: {
         unsigned idx = (addr - PARTLINK_REG_COUNTERS) / 8;
@@ -166,8 +173,11 @@ static void partlink_reset_state(PartlinkState *s)
     s->tx_ring_size = 0;
     s->tx_ring = NULL;
     s->tx_pos = 0;
+    s->tx_irq_pos = 0;
     s->rx_ring_gpa = 0;
     s->rx_ring_size = 0;
+    s->notify_gpa = 0;
+    s->notify = NULL;
     s->rx_published = false;
     s->rx_head_saved = false;
     partlink_mbox_reset(s);
@@ -181,7 +191,16 @@ static bool partlink_ring_ok(uint64_t gpa, uint32_t size)
            size <= PARTLINK_RING_MAX && !(gpa % PARTLINK_RING_ALIGN);
 }
 
-/* Rings must be wholly in RAM and apart; checked once, at DRIVER_OK. */
+static bool partlink_overlap(uint64_t a, uint64_t a_len, uint64_t b,
+                             uint64_t b_len)
+{
+    return a < b + b_len && b < a + a_len;
+}
+
+/*
+ * Rings and the notify area must be wholly in RAM and apart; checked
+ * once, at DRIVER_OK.
+ */
 static bool partlink_rings_check(PartlinkState *s)
 {
     uint64_t tx_len = (uint64_t)s->tx_ring_size * PARTLINK_DESC_SIZE;
@@ -196,12 +215,21 @@ static bool partlink_rings_check(PartlinkState *s)
         !partlink_ring_ok(s->rx_ring_gpa, s->rx_ring_size)) {
         return false;
     }
+    if (s->notify_gpa % PARTLINK_RING_ALIGN) {
+        return false;
+    }
     s->tx_ring = partlink_ram_translate(&s->ram, s->tx_ring_gpa, tx_len);
-    if (!s->tx_ring ||
+    s->notify = partlink_ram_translate(&s->ram, s->notify_gpa,
+                                       PARTLINK_NOTIFY_SIZE);
+    if (!s->tx_ring || !s->notify ||
         !partlink_ram_translate(&s->ram, s->rx_ring_gpa, rx_len) ||
-        (s->tx_ring_gpa < s->rx_ring_gpa + rx_len &&
-         s->rx_ring_gpa < s->tx_ring_gpa + tx_len)) {
+        partlink_overlap(s->tx_ring_gpa, tx_len, s->rx_ring_gpa, rx_len) ||
+        partlink_overlap(s->notify_gpa, PARTLINK_NOTIFY_SIZE,
+                         s->tx_ring_gpa, tx_len) ||
+        partlink_overlap(s->notify_gpa, PARTLINK_NOTIFY_SIZE,
+                         s->rx_ring_gpa, rx_len)) {
         s->tx_ring = NULL;
+        s->notify = NULL;
         return false;
     }
     return true;
@@ -247,11 +275,13 @@ static void partlink_write_status(PartlinkState *s, hwaddr addr,
             return;
         }
         s->tx_pos = 0;
+        s->tx_irq_pos = 0;
         s->status = val;
         s->rx_published = false;
         trace_partlink_rings(s->tx_ring_gpa, s->tx_ring_size, s->rx_ring_gpa,
                              s->rx_ring_size);
         partlink_fabric_publish_rx(s);
+        partlink_tx_wake(s);
         return;
     }
     s->status = val | (s->status & PARTLINK_STATUS_FAILED);
@@ -284,6 +314,12 @@ static bool partlink_write_ring(PartlinkState *s, hwaddr addr,
     case PARTLINK_REG_RX_RING_SIZE:
         s->rx_ring_size = val;
         return true;
+    case PARTLINK_REG_NOTIFY_LO:
+        s->notify_gpa = deposit64(s->notify_gpa, 0, 32, val);
+        return true;
+    case PARTLINK_REG_NOTIFY_HI:
+        s->notify_gpa = deposit64(s->notify_gpa, 32, 32, val);
+        return true;
     }
     return false;
 }
@@ -291,13 +327,11 @@ static bool partlink_write_ring(PartlinkState *s, hwaddr addr,
 static void partlink_write_irq_ctrl(PartlinkState *s, hwaddr addr,
                                     unsigned size, uint64_t val)
 {
-    if (val & ~(uint64_t)(PARTLINK_IRQ_RX | PARTLINK_IRQ_LINK)) {
+    if (val & ~(uint64_t)(PARTLINK_IRQ_DATA | PARTLINK_IRQ_LINK)) {
         partlink_bad_access(s, addr, size, "unknown IRQ_CTRL bits");
         return;
     }
     s->irq_ctrl = val;
-    partlink_fabric_set_rx_notify(s, (val & PARTLINK_IRQ_RX) &&
-                                  (s->status & PARTLINK_STATUS_DRIVER_OK));
 }
 
 static void partlink_reg_write(void *opaque, hwaddr addr, uint64_t val,
@@ -310,6 +344,13 @@ static void partlink_reg_write(void *opaque, hwaddr addr, uint64_t val,
         partlink_bad_access(s, addr, size, "write not 32 bits wide");
         return;
     }
+    if (addr >= PARTLINK_REG_MBOX_REQUEST &&
+        addr <= PARTLINK_REG_MBOX_STATUS + 3) {
+        /* Not under tx_lock: a failed send closes the chardev at once. */
+        partlink_mbox_write(s, addr, size, val);
+        return;
+    }
+    QEMU_LOCK_GUARD(&s->tx_lock);
     switch (addr) {
     case PARTLINK_REG_DRV_FEATURES:
         if (s->status & PARTLINK_STATUS_DRIVER_OK) {
@@ -336,18 +377,8 @@ static void partlink_reg_write(void *opaque, hwaddr addr, uint64_t val,
     case PARTLINK_REG_SCRATCH:
         s->scratch = val;
         break;
-    case PARTLINK_REG_TX_KICK:
-        if (!(s->status & PARTLINK_STATUS_DRIVER_OK)) {
-            partlink_bad_access(s, addr, size, "kick before DRIVER_OK");
-            break;
-        }
-        partlink_tx_kick(s);
-        break;
     case PARTLINK_REG_IRQ_CTRL:
         partlink_write_irq_ctrl(s, addr, size, val);
-        break;
-    case PARTLINK_REG_MBOX_REQUEST ... PARTLINK_REG_MBOX_STATUS + 3:
-        partlink_mbox_write(s, addr, size, val);
         break;
     default:
         if (partlink_write_ring(s, addr, size, val)) {
@@ -400,6 +431,30 @@ static bool partlink_ram_is_shareable(Error **errp)
     return true;
 }
 
+/*
+ * Clearing Bus Master Enable stops the device's DMA: the TX thread leaves
+ * the ring alone and peers no longer fill the RX ring, until it is set
+ * again.
+ */
+static void partlink_config_write(PCIDevice *pdev, uint32_t addr,
+                                  uint32_t val, int len)
+{
+    PartlinkState *s = PARTLINK_PCI(pdev);
+    bool master;
+
+    pci_default_write_config(pdev, addr, val, len);
+    master = pci_get_word(pdev->config + PCI_COMMAND) & PCI_COMMAND_MASTER;
+    if (master == s->bus_master) {
+        return;
+    }
+    WITH_QEMU_LOCK_GUARD(&s->tx_lock) {
+        s->bus_master = master;
+        trace_partlink_bus_master(s->port_id, master);
+        partlink_fabric_publish_rx(s);
+    }
+    partlink_tx_wake(s);
+}
+
 static void partlink_use_vectors(PartlinkState *s)
 {
     unsigned i;
@@ -447,6 +502,10 @@ static void partlink_realize(PCIDevice *pdev, Error **errp)
         goto fail_blocker;
     }
     partlink_mbox_realize(s);
+    partlink_tx_realize(s, errp);
+    if (*errp) {
+        goto fail_mbox;
+    }
     partlink_fabric_realize(s, errp);
     if (*errp) {
         goto fail_msix;
@@ -457,7 +516,9 @@ static void partlink_realize(PCIDevice *pdev, Error **errp)
     return;
 
 fail_msix:
+    partlink_tx_unrealize(s);
     partlink_fabric_unrealize(s);
+fail_mbox:
     partlink_mbox_unrealize(s);
     msix_uninit_exclusive_bar(pdev);
 fail_blocker:
@@ -468,6 +529,7 @@ static void partlink_exit(PCIDevice *pdev)
 {
     PartlinkState *s = PARTLINK_PCI(pdev);
 
+    partlink_tx_unrealize(s);
     partlink_reset_state(s);
     partlink_fabric_unrealize(s);
     partlink_mbox_unrealize(s);
@@ -479,7 +541,10 @@ static void partlink_reset_hold(Object *obj, ResetType type)
 {
     PartlinkState *s = PARTLINK_PCI(obj);
 
-    partlink_reset_state(s);
+    WITH_QEMU_LOCK_GUARD(&s->tx_lock) {
+        s->bus_master = false;
+        partlink_reset_state(s);
+    }
     s->bad_access = 0;
     partlink_use_vectors(s);
     trace_partlink_reset("system");
@@ -501,6 +566,7 @@ static const Property partlink_properties[] = {
     DEFINE_PROP_UINT32("port", PartlinkState, port_id, 0),
     DEFINE_PROP_STRING("name", PartlinkState, name),
     DEFINE_PROP_CHR("chardev", PartlinkState, chr),
+    DEFINE_PROP_UINT32("tx-linger-us", PartlinkState, tx_linger_us, 50),
 };
 
 static void partlink_class_init(ObjectClass *klass, void *data)
@@ -511,6 +577,7 @@ static void partlink_class_init(ObjectClass *klass, void *data)
 
     k->realize = partlink_realize;
     k->exit = partlink_exit;
+    k->config_write = partlink_config_write;
     k->vendor_id = PARTLINK_PCI_VENDOR_ID;
     k->device_id = PARTLINK_PCI_DEVICE_ID;
     k->revision = PARTLINK_PCI_REVISION;

@@ -14,6 +14,7 @@
 #include "qemu/osdep.h"
 #include "exec/ramblock.h"
 #include "qapi/error.h"
+#include "qemu/madvise.h"
 #include "qemu/rcu.h"
 #include "partlink.h"
 
@@ -178,12 +179,23 @@ bool partlink_ram_map_peer(PartlinkPeer *peer,
             error_setg(errp, "RAM fd %u is not a regular file", i);
             goto fail;
         }
+        /*
+         * A file the peer could truncate would fault this QEMU on its
+         * next copy: only a memfd sealed against shrinking will do.
+         */
+        if (!(fcntl(fds[i], F_GET_SEALS) & F_SEAL_SHRINK)) {
+            error_setg(errp, "its RAM is not a memfd sealed against "
+                       "shrinking (use memory-backend-memfd with seal=on)");
+            goto fail;
+        }
         addr = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED,
                     fds[i], 0);
         if (addr == MAP_FAILED) {
             error_setg_errno(errp, errno, "cannot map RAM fd %u", i);
             goto fail;
         }
+        /* A core dump of this QEMU must not carry its peers' memory. */
+        qemu_madvise(addr, st.st_size, QEMU_MADV_DONTDUMP);
         peer->maps[peer->nr_maps++] = (PartlinkMapping) {
             .addr = addr, .len = st.st_size,
         };

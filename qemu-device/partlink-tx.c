@@ -1,12 +1,17 @@
 /*
  * partlink-pci: the data path
  *
- * On a TX kick the sender's device takes the packets its driver queued,
- * finds each destination by MAC among the peers it may reach, takes the
+ * The device's TX thread takes the packets its driver queued, finds each
+ * destination by MAC among the peers it may reach, takes the
  * destination's RX lock, claims enough posted RX buffers and copies the
- * packet once, from the sender's RAM into the destination's RAM.  It all
- * runs in the sender's vCPU thread, inside the write to TX_KICK: a guest
- * that floods doorbells spends its own CPU time.
+ * packet once, from the sender's RAM into the destination's RAM.
+ *
+ * The thread runs outside the BQL, so neither this guest's vCPUs nor its
+ * main loop ever wait for a peer.  It sleeps on the TX_KICK ioeventfd
+ * only when the ring is empty and says so in the notify area; while it
+ * works, or lingers a little after a batch, the driver does not ring.
+ * Interrupts, its own for TX and the peers' for RX, are raised once per
+ * round and only when armed (struct partlink_notify in the ABI header).
  *
  * Every descriptor is read once into a local copy and checked there; the
  * guest may rewrite its rings at any moment without effect on what the
@@ -18,7 +23,10 @@
  */
 
 #include "qemu/osdep.h"
+#include <poll.h>
+#include "qapi/error.h"
 #include "qemu/bswap.h"
+#include "qemu/error-report.h"
 #include "qemu/log.h"
 #include "qemu/timer.h"
 #include "trace.h"
@@ -178,9 +186,10 @@ static unsigned partlink_rx_claim(struct partlink_fabric_port *port,
     uint64_t ring_gpa = port->rx_ring_gpa;
     uint64_t ring_len = (uint64_t)(mask + 1) * PARTLINK_DESC_SIZE;
     uint32_t need = len;
-    unsigned nr = 0, scanned;
+    unsigned nr = 0, skipped = 0;
 
-    for (scanned = 0; scanned <= mask && need; scanned++) {
+    /* However many bad entries the destination posts, skip only a few. */
+    while (need && skipped < PARTLINK_RX_SKIP_MAX) {
         uint8_t *e = ring + ((*head + nr) & mask) * PARTLINK_DESC_SIZE;
         PartlinkDesc *d = &rx[nr];
         uint16_t st = PARTLINK_ST_OK;
@@ -208,6 +217,7 @@ static unsigned partlink_rx_claim(struct partlink_fabric_port *port,
             qatomic_add(&port->counters[PARTLINK_CTR_RX_BAD_BUFFER], 1);
             qatomic_add(&port->counters[PARTLINK_CTR_BAD_DESCRIPTORS], 1);
             (*head)++;
+            skipped++;
             continue;
         }
         d->len = MIN(d->len, need);
@@ -235,8 +245,8 @@ static void partlink_rx_repair(struct partlink_fabric_port *port,
         partlink_desc_complete(ring + ((port->rx_head + i) & mask) *
                                PARTLINK_DESC_SIZE, &d, PARTLINK_ST_BAD_DESC);
     }
-    port->rx_head += n;
-    port->rx_claimed = 0;
+    qatomic_set(&port->rx_head, port->rx_head + n);
+    qatomic_set(&port->rx_claimed, 0);
     qatomic_add(&port->counters[PARTLINK_CTR_RX_BAD_BUFFER], n);
     trace_partlink_rx_repaired(n);
 }
@@ -267,6 +277,23 @@ static void partlink_copy(const PartlinkPacket *p, PartlinkDesc *rx,
     }
 }
 
+/*
+ * A destination whose RX lock stayed busy past the sender's bounded wait
+ * is skipped for a while: a holder that is stopped (SIGSTOP, a debugger)
+ * costs this thread one wait per window, not one per packet.
+ */
+static bool partlink_peer_busy(PartlinkPeer *peer)
+{
+    if (!peer->busy_until) {
+        return false;
+    }
+    if (qemu_clock_get_ns(QEMU_CLOCK_REALTIME) < peer->busy_until) {
+        return true;
+    }
+    peer->busy_until = 0;
+    return false;
+}
+
 static uint16_t partlink_deliver(PartlinkState *s, const PartlinkPacket *p,
                                  uint32_t port_nr)
 {
@@ -282,26 +309,19 @@ static uint16_t partlink_deliver(PartlinkState *s, const PartlinkPacket *p,
     if (!port) {
         return PARTLINK_ST_NO_ROUTE;
     }
-    /*
-     * Busy for too long: drop as if the ring were full, and do not wait
-     * on this port again for a while, so that a stuck holder costs this
-     * vCPU one wait, not one per packet.
-     */
-    if ((peer->busy_until &&
-         qemu_clock_get_ns(QEMU_CLOCK_REALTIME) < peer->busy_until) ||
-        !partlink_port_lock(port, true)) {
+    if (partlink_peer_busy(peer) || !partlink_port_lock(port, true)) {
         if (!peer->busy_until) {
             peer->busy_until = qemu_clock_get_ns(QEMU_CLOCK_REALTIME) +
                                PARTLINK_BUSY_BACKOFF_NS;
+            trace_partlink_lock_busy(s->port_id, port_nr);
         }
         qatomic_add(&port->counters[PARTLINK_CTR_RX_NO_BUFFER], 1);
-        trace_partlink_lock_busy(s->port_id, port_nr);
         return PARTLINK_ST_NO_BUFFER;
     }
-    peer->busy_until = 0;
-    if (port->state != PARTLINK_PORT_UP || port->epoch != peer->epoch) {
+    /* The slot, not our peer table, is the truth; the main loop drops it. */
+    if (!partlink_peer_valid(s, port_nr)) {
         partlink_port_unlock(port);
-        partlink_drop_peer(s, port_nr);
+        qemu_bh_schedule(s->peer_check);
         return PARTLINK_ST_NO_ROUTE;
     }
     if (first->flags & (PARTLINK_DESC_NEEDS_CSUM | PARTLINK_DESC_DATA_VALID)) {
@@ -328,7 +348,7 @@ static uint16_t partlink_deliver(PartlinkState *s, const PartlinkPacket *p,
     head = port->rx_head;
     nr = ring ? partlink_rx_claim(port, peer, ring, mask, p->len, rx, &head)
               : 0;
-    port->rx_head = head;
+    qatomic_set(&port->rx_head, head);
     if (!nr) {
         st = PARTLINK_ST_NO_BUFFER;
         goto out;
@@ -347,44 +367,73 @@ static uint16_t partlink_deliver(PartlinkState *s, const PartlinkPacket *p,
     rx[0].gso_type = first->gso_type;
     rx[0].hdr_len = first->hdr_len;
     /* Last entry first: a driver that owns the head owns the chain. */
-    port->rx_claimed = nr;
+    qatomic_set(&port->rx_claimed, nr);
     for (i = nr; i-- > 0;) {
         partlink_desc_complete(ring + ((head + i) & mask) * PARTLINK_DESC_SIZE,
                                &rx[i], PARTLINK_ST_OK);
     }
-    port->rx_head = head + nr;
-    port->rx_claimed = 0;
+    qatomic_set(&port->rx_head, head + nr);
+    qatomic_set(&port->rx_claimed, 0);
     qatomic_add(&port->counters[PARTLINK_CTR_RX_PACKETS], 1);
     qatomic_add(&port->counters[PARTLINK_CTR_RX_BYTES], p->len);
     partlink_count(s, PARTLINK_CTR_COPIES, 1);
     partlink_count(s, PARTLINK_CTR_BYTES_COPIED, p->len);
+    peer->notify_due = true;
 out:
     if (st == PARTLINK_ST_NO_BUFFER) {
         qatomic_add(&port->counters[PARTLINK_CTR_RX_NO_BUFFER], 1);
     }
     partlink_port_unlock(port);
     trace_partlink_deliver(s->port_id, port_nr, p->len, st);
-    if (st == PARTLINK_ST_OK) {
-        /* Pairs with partlink_fabric_set_rx_notify(). */
-        smp_mb();
-        if (qatomic_read(&port->rx_notify)) {
+    return st;
+}
+
+/*
+ * The peers this round delivered to get one interrupt each, if their
+ * driver armed one.  The address comes from the peer's slot and is
+ * checked against the peer's RAM like any other address it gave.
+ */
+static void partlink_notify_peers(PartlinkState *s)
+{
+    unsigned i;
+
+    for (i = 0; i < PARTLINK_FABRIC_PORTS; i++) {
+        PartlinkPeer *peer = &s->peers[i];
+        struct partlink_fabric_port *port;
+        uint32_t *armed;
+        uint64_t gpa;
+
+        if (!peer->notify_due) {
+            continue;
+        }
+        peer->notify_due = false;
+        port = partlink_fabric_port(s, i);
+        gpa = qatomic_read(&port->notify_gpa);
+        if (gpa % PARTLINK_RING_ALIGN) {
+            continue;
+        }
+        armed = partlink_ram_translate(&peer->ram,
+                                       gpa + PARTLINK_NOTIFY_IRQ_ARMED,
+                                       sizeof(*armed));
+        /* The exchange orders the entries we handed back before it. */
+        if (armed && qatomic_xchg(armed, 0)) {
             uint64_t one = 1;
 
             if (write(peer->doorbell_fd, &one, sizeof(one)) < 0 &&
                 errno != EAGAIN) {
-                trace_partlink_kick_failed(port_nr, errno);
+                trace_partlink_kick_failed(i, errno);
             }
         }
     }
-    return st;
 }
 
-static uint16_t partlink_route(PartlinkState *s, const PartlinkPacket *p)
+static uint16_t partlink_route(PartlinkState *s, const PartlinkPacket *p,
+                               bool on_fabric)
 {
     uint16_t st = PARTLINK_ST_NO_ROUTE;
     unsigned i;
 
-    if (!s->registered) {
+    if (!on_fabric) {
         return PARTLINK_ST_LINK_DOWN;
     }
     if (!(p->eth[0] & 1)) {
@@ -469,24 +518,58 @@ static bool partlink_tx_gather(PartlinkState *s, PartlinkPacket *p)
     return true;
 }
 
-void partlink_tx_kick(PartlinkState *s)
+/* Called with tx_lock held. */
+static bool partlink_tx_live(PartlinkState *s)
 {
-    uint32_t budget = s->tx_ring_size;
-    uint32_t mask = s->tx_ring_size - 1;
+    return (s->status & PARTLINK_STATUS_DRIVER_OK) && s->tx_ring &&
+           s->notify && s->bus_master;
+}
+
+/* Does the driver own the entry at the TX position?  With tx_lock held. */
+static bool partlink_tx_pending(PartlinkState *s)
+{
+    const uint8_t *e;
+
+    if (!partlink_tx_live(s)) {
+        return false;
+    }
+    e = s->tx_ring + (s->tx_pos & (s->tx_ring_size - 1)) * PARTLINK_DESC_SIZE;
+    return le16_to_cpu(qatomic_load_acquire((uint16_t *)(e + 12))) &
+           PARTLINK_DESC_OWN;
+}
+
+/* As vring_need_event(): did old..new pass the driver's event index? */
+static bool partlink_need_event(uint32_t event, uint32_t new, uint32_t old)
+{
+    return (uint32_t)(new - event - 1) < (uint32_t)(new - old);
+}
+
+/*
+ * One round: up to a budget of entries and bytes.  Returns true if the
+ * ring has more for the next round.
+ */
+static bool partlink_tx_round(PartlinkState *s, bool *worked)
+{
+    uint32_t entries = PARTLINK_TX_BUDGET_ENTRIES;
+    uint32_t bytes = PARTLINK_TX_BUDGET_BYTES;
+    uint32_t mask, old;
+    bool on_fabric, more;
     PartlinkPacket p;
 
-    partlink_count(s, PARTLINK_CTR_TX_KICKS, 1);
-    if (!(s->status & PARTLINK_STATUS_DRIVER_OK) || !s->tx_ring) {
-        return;
+    QEMU_LOCK_GUARD(&s->tx_lock);
+    if (!partlink_tx_live(s)) {
+        return false;
     }
-    /* Once per kick, not per packet: is our fabric slot still ours? */
-    partlink_fabric_owns_slot(s);
-    while (budget && partlink_tx_gather(s, &p)) {
+    mask = s->tx_ring_size - 1;
+    old = s->tx_pos;
+    /* Once per round, not per packet: is our fabric slot still ours? */
+    on_fabric = partlink_fabric_slot_valid(s);
+    while (entries && bytes && partlink_tx_gather(s, &p)) {
         uint16_t st = partlink_tx_check(s, &p);
         unsigned i;
 
         if (st == PARTLINK_ST_OK) {
-            st = partlink_route(s, &p);
+            st = partlink_route(s, &p, on_fabric);
         }
         trace_partlink_tx(s->port_id, p.nr, p.len, st);
         partlink_tx_count(s, &p, st);
@@ -495,6 +578,166 @@ void partlink_tx_kick(PartlinkState *s)
                                    PARTLINK_DESC_SIZE, &p.seg[i], st);
         }
         s->tx_pos += p.nr;
-        budget -= MIN(budget, p.nr);
+        entries -= MIN(entries, p.nr);
+        bytes -= MIN(bytes, p.len);
     }
+    if (s->tx_pos == old) {
+        return false;
+    }
+    *worked = true;
+    partlink_notify_peers(s);
+    qatomic_store_release(&s->notify->tx_done, cpu_to_le32(s->tx_pos));
+    more = partlink_tx_pending(s);
+    trace_partlink_tx_round(s->port_id, s->tx_pos - old, more);
+    return more;
+}
+
+/*
+ * Going idle: interrupt the driver for what we handed back since the
+ * last time, if it asked for it (tx_event) and armed the vector.  Not
+ * per round: in a flood the driver reclaims from start_xmit and the
+ * thread seldom goes idle, so a flood costs no TX interrupt per packet.
+ */
+static void partlink_tx_interrupt(PartlinkState *s)
+{
+    uint32_t event;
+
+    if (s->tx_irq_pos == s->tx_pos) {
+        return;
+    }
+    /* The entries handed back before the driver's event index is read. */
+    smp_mb();
+    event = le32_to_cpu(qatomic_read(&s->notify->tx_event));
+    if (partlink_need_event(event, s->tx_pos, s->tx_irq_pos) &&
+        qatomic_xchg(&s->notify->irq_armed, 0)) {
+        event_notifier_set(&s->doorbell);
+    }
+    s->tx_irq_pos = s->tx_pos;
+}
+
+/*
+ * Tell the driver to ring, then look at the ring once more: it may have
+ * queued a packet before it could see the flag.  Returns true if the
+ * thread may sleep.
+ */
+static bool partlink_tx_may_sleep(PartlinkState *s)
+{
+    QEMU_LOCK_GUARD(&s->tx_lock);
+    if (!partlink_tx_live(s)) {
+        return true;
+    }
+    partlink_tx_interrupt(s);
+    qatomic_set(&s->notify->tx_kick, cpu_to_le32(1));
+    /* Pairs with the driver's barrier between its OWN store and its read. */
+    smp_mb();
+    if (!partlink_tx_pending(s)) {
+        return true;
+    }
+    qatomic_set(&s->notify->tx_kick, 0);
+    return false;
+}
+
+static void partlink_tx_awake(PartlinkState *s)
+{
+    QEMU_LOCK_GUARD(&s->tx_lock);
+    if (partlink_tx_live(s)) {
+        qatomic_set(&s->notify->tx_kick, 0);
+    }
+}
+
+/* Wait for a doorbell, or @linger_ns if not negative; count doorbells. */
+static void partlink_tx_wait(PartlinkState *s, int64_t linger_ns)
+{
+    struct pollfd fds[] = {
+        { .fd = event_notifier_get_fd(&s->tx_kick), .events = POLLIN },
+        { .fd = event_notifier_get_fd(&s->tx_wake), .events = POLLIN },
+    };
+    struct timespec ts = {
+        .tv_sec = linger_ns / NANOSECONDS_PER_SECOND,
+        .tv_nsec = linger_ns % NANOSECONDS_PER_SECOND,
+    };
+    uint64_t kicks;
+
+    if (ppoll(fds, ARRAY_SIZE(fds), linger_ns < 0 ? NULL : &ts, NULL) <= 0) {
+        return;
+    }
+    if (read(fds[0].fd, &kicks, sizeof(kicks)) == sizeof(kicks)) {
+        partlink_count(s, PARTLINK_CTR_TX_KICKS, kicks);
+    }
+    event_notifier_test_and_clear(&s->tx_wake);
+}
+
+static void *partlink_tx_thread(void *opaque)
+{
+    PartlinkState *s = opaque;
+    int64_t linger_ns = (int64_t)s->tx_linger_us * SCALE_US;
+    bool worked = false;
+
+    while (!qatomic_read(&s->tx_stop)) {
+        if (worked && linger_ns) {
+            /*
+             * After a batch, more tends to follow: look again shortly
+             * instead of asking the driver for a doorbell per packet.
+             */
+            partlink_tx_wait(s, linger_ns);
+        } else if (partlink_tx_may_sleep(s)) {
+            partlink_tx_wait(s, -1);
+            partlink_tx_awake(s);
+        }
+        worked = false;
+        while (partlink_tx_round(s, &worked) &&
+               !qatomic_read(&s->tx_stop)) {
+            /* more than a budget's worth: the next round at once */
+        }
+    }
+    return NULL;
+}
+
+/* Make the thread look at the ring: after DRIVER_OK or bus mastering. */
+void partlink_tx_wake(PartlinkState *s)
+{
+    if (s->tx_thread_running) {
+        event_notifier_set(&s->tx_wake);
+    }
+}
+
+void partlink_tx_realize(PartlinkState *s, Error **errp)
+{
+    int ret;
+
+    qemu_mutex_init(&s->tx_lock);
+    ret = event_notifier_init(&s->tx_kick, false);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "partlink-pci: cannot create TX doorbell");
+        return;
+    }
+    ret = event_notifier_init(&s->tx_wake, false);
+    if (ret < 0) {
+        event_notifier_cleanup(&s->tx_kick);
+        error_setg_errno(errp, -ret, "partlink-pci: cannot create TX wakeup");
+        return;
+    }
+    /* Under KVM the doorbell never leaves the kernel; TCG emulates it. */
+    memory_region_add_eventfd(&s->regs, PARTLINK_REG_TX_KICK, 4, false, 0,
+                              &s->tx_kick);
+    s->tx_stop = false;
+    qemu_thread_create(&s->tx_thread, "partlink-tx", partlink_tx_thread, s,
+                       QEMU_THREAD_JOINABLE);
+    s->tx_thread_running = true;
+}
+
+void partlink_tx_unrealize(PartlinkState *s)
+{
+    if (!s->tx_thread_running) {
+        return;
+    }
+    qatomic_set(&s->tx_stop, true);
+    event_notifier_set(&s->tx_wake);
+    qemu_thread_join(&s->tx_thread);
+    s->tx_thread_running = false;
+    memory_region_del_eventfd(&s->regs, PARTLINK_REG_TX_KICK, 4, false, 0,
+                              &s->tx_kick);
+    event_notifier_cleanup(&s->tx_wake);
+    event_notifier_cleanup(&s->tx_kick);
+    qemu_mutex_destroy(&s->tx_lock);
 }

@@ -4,7 +4,7 @@
  *   partlink-pci.c     PCI device, registers, interrupts, reset
  *   partlink-ram.c     guest RAM layouts and bounds-checked translation
  *   partlink-fabric.c  the fabric protocol with partlinkd, peers
- *   partlink-tx.c      the data path: TX ring, routing, the one copy
+ *   partlink-tx.c      the data path: the TX thread, routing, the one copy
  *   partlink-mbox.c    the hypervisor mailbox
  *
  * Copyright (c) 2026 The partlink developers
@@ -21,6 +21,7 @@
 #include "net/net.h"
 #include "qemu/event_notifier.h"
 #include "qemu/notify.h"
+#include "qemu/thread.h"
 #include "qemu/timer.h"
 #include "qom/object.h"
 
@@ -53,6 +54,7 @@ typedef struct PartlinkPeer {
     bool present;
     uint32_t epoch;
     int64_t busy_until;         /* its RX lock timed out: skip until then */
+    bool notify_due;            /* delivered to this round: maybe interrupt */
     MACAddr mac;
     int doorbell_fd;
     PartlinkRamLayout ram;
@@ -90,7 +92,11 @@ struct PartlinkState {
     uint64_t tx_ring_gpa;
     uint32_t tx_ring_size;
     uint32_t tx_pos;
+    uint32_t tx_irq_pos;        /* tx_pos when the driver was last told */
     uint8_t *tx_ring;           /* host address, valid while DRIVER_OK */
+    uint64_t notify_gpa;
+    struct partlink_notify *notify;     /* host address, as tx_ring */
+    bool bus_master;            /* PCI_COMMAND_MASTER: may the device DMA */
     uint64_t rx_ring_gpa;
     uint32_t rx_ring_size;
     bool rx_published;          /* since DRIVER_OK: senders may have filled */
@@ -98,6 +104,21 @@ struct PartlinkState {
     uint32_t rx_head;
     uint32_t counter_hi_latch;
     PartlinkMbox mbox;
+
+    /*
+     * The TX thread works the TX ring outside the BQL.  tx_lock guards
+     * everything it reads that the main loop or a vCPU changes: ring
+     * registers, status, bus mastering, peers, the fabric mapping.  A
+     * round of the thread is bounded and never waits long for a peer, so
+     * whoever takes tx_lock waits for one round at most.
+     */
+    QemuThread tx_thread;
+    QemuMutex tx_lock;
+    EventNotifier tx_kick;      /* the TX_KICK ioeventfd */
+    EventNotifier tx_wake;      /* stop the thread */
+    bool tx_thread_running;
+    bool tx_stop;
+    uint32_t tx_linger_us;      /* property: poll this long before sleeping */
 
     /*
      * Counters live in this port's slot of the fabric segment, where
@@ -108,6 +129,7 @@ struct PartlinkState {
 
     /* fabric */
     EventNotifier doorbell;     /* peers kick it after filling our RX */
+    QEMUBH *peer_check;         /* the TX thread found a peer's slot changed */
     Notifier machine_done;
     bool machine_ready;
     bool registered;            /* WELCOME received, segment mapped */
@@ -149,19 +171,22 @@ void partlink_ram_unmap_peer(PartlinkPeer *peer);
 void partlink_fabric_realize(PartlinkState *s, Error **errp);
 void partlink_fabric_unrealize(PartlinkState *s);
 void partlink_fabric_publish_rx(PartlinkState *s);
-void partlink_fabric_set_rx_notify(PartlinkState *s, bool armed);
 struct partlink_fabric_port *partlink_fabric_port(PartlinkState *s,
                                                   uint32_t port);
 bool partlink_port_lock(struct partlink_fabric_port *port, bool sender);
 bool partlink_fabric_owns_slot(PartlinkState *s);
+bool partlink_fabric_slot_valid(PartlinkState *s);
 void partlink_port_unlock(struct partlink_fabric_port *port);
 void partlink_drop_peer(PartlinkState *s, uint32_t port);
+bool partlink_peer_valid(PartlinkState *s, uint32_t port);
 unsigned partlink_nr_peers(PartlinkState *s);
 bool partlink_fabric_mbox_request(PartlinkState *s, uint32_t seq,
                                   const uint8_t *request, Error **errp);
 
 /* partlink-tx.c */
-void partlink_tx_kick(PartlinkState *s);
+void partlink_tx_realize(PartlinkState *s, Error **errp);
+void partlink_tx_unrealize(PartlinkState *s);
+void partlink_tx_wake(PartlinkState *s);
 
 /* partlink-mbox.c */
 void partlink_mbox_realize(PartlinkState *s);

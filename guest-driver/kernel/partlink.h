@@ -60,8 +60,8 @@ enum partlink_tx_stat {
 	PARTLINK_TXS_BYTES,
 	PARTLINK_TXS_DROPPED,		/* the device could not deliver */
 	PARTLINK_TXS_ERRORS,		/* the device refused the packet */
-	PARTLINK_TXS_KICKS,
-	PARTLINK_TXS_STALLS,		/* entries still owned after a kick */
+	PARTLINK_TXS_KICKS,		/* doorbells rung */
+	PARTLINK_TXS_KICKS_SAVED,	/* batches the device took unrung */
 	PARTLINK_TXS_QUEUE_STOPS,
 	PARTLINK_TXS_TIMEOUTS,
 	PARTLINK_TXS_MAP_ERRORS,
@@ -89,6 +89,7 @@ enum partlink_rx_stat {
 	PARTLINK_RXS_DROPPED,		/* no memory, bad offload metadata */
 	PARTLINK_RXS_ERRORS,		/* bad entries from the device */
 	PARTLINK_RXS_POLLS,
+	PARTLINK_RXS_IRQS,		/* DATA interrupts taken */
 	PARTLINK_RXS_ALLOC_FAILED,
 	PARTLINK_RXS_SKB_FAILED,
 	PARTLINK_RXS_BAD_LENGTH,
@@ -127,7 +128,7 @@ struct partlink_tx_ring {
 	u32 size;
 	u32 next;		/* next entry to fill */
 	u32 clean;		/* oldest entry not yet reclaimed */
-	u32 unkicked;		/* entries filled since the last kick */
+	u32 unkicked;		/* entries filled since the device was told */
 	u16 pkt_status;		/* first error of the packet being reclaimed */
 	struct u64_stats_sync syncp;
 	u64_stats_t stats[PARTLINK_TXS_NR];
@@ -166,6 +167,9 @@ struct partlink_dev {
 
 	struct partlink_tx_ring tx;
 	struct partlink_rx_ring rx;
+	/* shared with the device and peers: see struct partlink_notify */
+	struct partlink_notify *notify;
+	dma_addr_t notify_dma;
 	struct napi_struct napi;
 	struct delayed_work refill_work;
 
@@ -221,6 +225,8 @@ irqreturn_t partlink_link_irq(int irq, void *data);
 
 /* partlink_netdev.c */
 void partlink_netdev_setup(struct partlink_dev *pl);
+void partlink_tx_clean(struct partlink_dev *pl);
+bool partlink_tx_done_pending(struct partlink_dev *pl);
 int partlink_set_ring_sizes(struct partlink_dev *pl, u32 tx, u32 rx);
 void partlink_stats_snapshot(struct u64_stats_sync *syncp,
 			     const u64_stats_t *stats, u64 *out,

@@ -37,7 +37,7 @@ static const char partlink_tx_stat_names[][ETH_GSTRING_LEN] = {
 	[PARTLINK_TXS_DROPPED]		= "drv_tx_dropped",
 	[PARTLINK_TXS_ERRORS]		= "drv_tx_errors",
 	[PARTLINK_TXS_KICKS]		= "drv_tx_kicks",
-	[PARTLINK_TXS_STALLS]		= "drv_tx_stalls",
+	[PARTLINK_TXS_KICKS_SAVED]	= "drv_tx_kicks_saved",
 	[PARTLINK_TXS_QUEUE_STOPS]	= "drv_tx_queue_stops",
 	[PARTLINK_TXS_TIMEOUTS]		= "drv_tx_timeouts",
 	[PARTLINK_TXS_MAP_ERRORS]	= "drv_tx_map_errors",
@@ -62,6 +62,7 @@ static const char partlink_rx_stat_names[][ETH_GSTRING_LEN] = {
 	[PARTLINK_RXS_DROPPED]		= "drv_rx_dropped",
 	[PARTLINK_RXS_ERRORS]		= "drv_rx_errors",
 	[PARTLINK_RXS_POLLS]		= "drv_rx_polls",
+	[PARTLINK_RXS_IRQS]		= "drv_interrupts",
 	[PARTLINK_RXS_ALLOC_FAILED]	= "drv_rx_alloc_failed",
 	[PARTLINK_RXS_SKB_FAILED]	= "drv_rx_skb_failed",
 	[PARTLINK_RXS_BAD_LENGTH]	= "drv_rx_bad_length",
@@ -103,6 +104,8 @@ static const u16 partlink_dump_regs[] = {
 	PARTLINK_REG_IRQ_CTRL,
 	PARTLINK_REG_LINK,
 	PARTLINK_REG_MAX_PACKET,
+	PARTLINK_REG_NOTIFY_LO,
+	PARTLINK_REG_NOTIFY_HI,
 };
 
 /* get_regs dumps BAR 0 up to the counters. */

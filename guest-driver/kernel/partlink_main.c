@@ -79,6 +79,8 @@ int partlink_start_device(struct partlink_dev *pl)
 	partlink_wr(pl, PARTLINK_REG_RX_RING_LO, lower_32_bits(pl->rx.desc_dma));
 	partlink_wr(pl, PARTLINK_REG_RX_RING_HI, upper_32_bits(pl->rx.desc_dma));
 	partlink_wr(pl, PARTLINK_REG_RX_RING_SIZE, pl->rx.size);
+	partlink_wr(pl, PARTLINK_REG_NOTIFY_LO, lower_32_bits(pl->notify_dma));
+	partlink_wr(pl, PARTLINK_REG_NOTIFY_HI, upper_32_bits(pl->notify_dma));
 
 	/* The device checks the rings now: FAILED means it refused them. */
 	err = partlink_set_status(pl, PARTLINK_STATUS_ACKNOWLEDGE |

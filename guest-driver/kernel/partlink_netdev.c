@@ -4,11 +4,16 @@
  *
  * A packet to send is a run of TX ring entries: the linear part of the
  * skb and then every frag, MORE set on all entries but the last, offload
- * metadata (the values of struct virtio_net_hdr) in the first.  A write
- * to TX_KICK makes the device copy every owned packet into its
- * destination's RX buffers before the write returns, and hand the entries
- * back with a status.  So there is no TX interrupt: the xmit path kicks
- * once per batch (xmit_more) and reclaims what the kick completed.
+ * metadata (the values of struct virtio_net_hdr) in the first.  The
+ * device's TX thread copies each owned packet into its destination's RX
+ * buffers and hands the entries back with a status.
+ *
+ * At the end of a batch (xmit_more) the driver rings TX_KICK only if the
+ * notify area says the thread sleeps; while it works no doorbell is
+ * needed.  Handed-back entries are reclaimed by the next start_xmit and
+ * by the NAPI poll; the device raises the DATA vector for them only when
+ * it goes idle with entries handed back, so a flood costs no interrupt
+ * per packet.
  */
 
 #include <linux/interrupt.h>
@@ -120,19 +125,47 @@ static void partlink_tx_reclaim(struct partlink_dev *pl)
 		netif_tx_wake_queue(txq);
 }
 
-/* Have the device send every owned entry, then reclaim them. */
-static void partlink_tx_kick(struct partlink_dev *pl)
+/*
+ * The end of a batch: ask for an interrupt once the device has handed it
+ * all back, and ring the doorbell if the device's TX thread sleeps.
+ */
+static void partlink_tx_notify(struct partlink_dev *pl, bool force)
 {
 	struct partlink_tx_ring *tx = &pl->tx;
 
 	tx->unkicked = 0;
-	partlink_wr(pl, PARTLINK_REG_TX_KICK, 1);
-	partlink_tx_stat(tx, PARTLINK_TXS_KICKS, 1);
+	WRITE_ONCE(pl->notify->tx_event, cpu_to_le32(tx->next - 1));
+	/* The entries are owned before we read whether the device sleeps. */
+	virt_mb();
+	if (force || READ_ONCE(pl->notify->tx_kick)) {
+		partlink_wr(pl, PARTLINK_REG_TX_KICK, 1);
+		partlink_tx_stat(tx, PARTLINK_TXS_KICKS, 1);
+	} else {
+		partlink_tx_stat(tx, PARTLINK_TXS_KICKS_SAVED, 1);
+	}
+}
 
+/* True if the device handed back the oldest entry not yet reclaimed. */
+bool partlink_tx_done_pending(struct partlink_dev *pl)
+{
+	struct partlink_tx_ring *tx = &pl->tx;
+	u32 clean = READ_ONCE(tx->clean);
+
+	if (clean == READ_ONCE(tx->next))
+		return false;
+	return !(le16_to_cpu(READ_ONCE(tx->desc[clean & (tx->size - 1)].flags)) &
+		 PARTLINK_DESC_OWN);
+}
+
+/* From the NAPI poll: reclaim unless start_xmit is at it right now. */
+void partlink_tx_clean(struct partlink_dev *pl)
+{
+	struct netdev_queue *txq = netdev_get_tx_queue(pl->netdev, 0);
+
+	if (!__netif_tx_trylock(txq))
+		return;
 	partlink_tx_reclaim(pl);
-	/* The device completes a kick before the write returns. */
-	if (unlikely(tx->clean != tx->next))
-		partlink_tx_stat(tx, PARTLINK_TXS_STALLS, 1);
+	__netif_tx_unlock(txq);
 }
 
 /* Offload metadata of a packet, for its first ring entry. */
@@ -303,6 +336,9 @@ static netdev_tx_t partlink_start_xmit(struct sk_buff *skb,
 	unsigned int len = skb->len;
 	bool kick;
 
+	/* Free what the device handed back since the last packet. */
+	partlink_tx_reclaim(pl);
+
 	if (unlikely(len > pl->max_packet)) {
 		partlink_tx_stat(tx, PARTLINK_TXS_OVERSIZE, 1);
 		goto drop;
@@ -315,25 +351,30 @@ static netdev_tx_t partlink_start_xmit(struct sk_buff *skb,
 
 	kick = __netdev_tx_sent_queue(txq, len, more) ||
 	       partlink_tx_avail(tx) < PARTLINK_TX_STOP_THRESH;
-	if (kick)
-		partlink_tx_kick(pl);
-
 	if (unlikely(partlink_tx_avail(tx) < PARTLINK_TX_STOP_THRESH)) {
 		netif_tx_stop_queue(txq);
 		partlink_tx_stat(tx, PARTLINK_TXS_QUEUE_STOPS, 1);
 	}
+	if (kick)
+		partlink_tx_notify(pl, false);
+	/*
+	 * The device may have handed everything back between our reclaim
+	 * and the stop, and its interrupt may have found NAPI busy: look.
+	 */
+	if (unlikely(netif_xmit_stopped(txq)))
+		partlink_tx_reclaim(pl);
 	return NETDEV_TX_OK;
 
 drop:
 	dev_kfree_skb_any(skb);
 	partlink_tx_stat(tx, PARTLINK_TXS_DROPPED, 1);
-	/* Do not leave a batch that xmit_more promised to end unsent. */
+	/* Do not leave a batch that xmit_more promised to end untold. */
 	if (!more && tx->unkicked)
-		partlink_tx_kick(pl);
+		partlink_tx_notify(pl, false);
 	return NETDEV_TX_OK;
 }
 
-/* The device should never keep entries; if it did, try again. */
+/* The device kept entries for seconds: ring whatever the notify area says. */
 static void partlink_tx_timeout(struct net_device *netdev, unsigned int q)
 {
 	struct partlink_dev *pl = netdev_priv(netdev);
@@ -343,7 +384,8 @@ static void partlink_tx_timeout(struct net_device *netdev, unsigned int q)
 		    tx->next - tx->clean);
 	partlink_tx_stat(tx, PARTLINK_TXS_TIMEOUTS, 1);
 	/* The watchdog froze the queues: no start_xmit runs meanwhile. */
-	partlink_tx_kick(pl);
+	partlink_tx_notify(pl, true);
+	partlink_tx_reclaim(pl);
 }
 
 static netdev_features_t partlink_features_check(struct sk_buff *skb,
@@ -416,27 +458,44 @@ static int partlink_request_irqs(struct partlink_dev *pl)
 	struct pci_dev *pdev = pl->pdev;
 	int err;
 
-	snprintf(pl->irq_name[PARTLINK_VEC_RX], sizeof(pl->irq_name[0]),
-		 "%s-rx", pl->netdev->name);
+	snprintf(pl->irq_name[PARTLINK_VEC_DATA], sizeof(pl->irq_name[0]),
+		 "%s-data", pl->netdev->name);
 	snprintf(pl->irq_name[PARTLINK_VEC_LINK], sizeof(pl->irq_name[0]),
 		 "%s-link", pl->netdev->name);
 
-	err = request_irq(pci_irq_vector(pdev, PARTLINK_VEC_RX),
-			  partlink_rx_irq, 0, pl->irq_name[PARTLINK_VEC_RX], pl);
+	err = request_irq(pci_irq_vector(pdev, PARTLINK_VEC_DATA),
+			  partlink_rx_irq, 0, pl->irq_name[PARTLINK_VEC_DATA], pl);
 	if (err)
 		return err;
 	err = request_irq(pci_irq_vector(pdev, PARTLINK_VEC_LINK),
 			  partlink_link_irq, 0, pl->irq_name[PARTLINK_VEC_LINK],
 			  pl);
 	if (err)
-		free_irq(pci_irq_vector(pdev, PARTLINK_VEC_RX), pl);
+		free_irq(pci_irq_vector(pdev, PARTLINK_VEC_DATA), pl);
 	return err;
 }
 
 static void partlink_free_irqs(struct partlink_dev *pl)
 {
 	free_irq(pci_irq_vector(pl->pdev, PARTLINK_VEC_LINK), pl);
-	free_irq(pci_irq_vector(pl->pdev, PARTLINK_VEC_RX), pl);
+	free_irq(pci_irq_vector(pl->pdev, PARTLINK_VEC_DATA), pl);
+}
+
+static int partlink_notify_alloc(struct partlink_dev *pl)
+{
+	pl->notify = dma_alloc_coherent(&pl->pdev->dev, PARTLINK_NOTIFY_SIZE,
+					&pl->notify_dma, GFP_KERNEL);
+	return pl->notify ? 0 : -ENOMEM;
+}
+
+/* Free the notify area; the device must be reset. */
+static void partlink_notify_free(struct partlink_dev *pl)
+{
+	if (!pl->notify)
+		return;
+	dma_free_coherent(&pl->pdev->dev, PARTLINK_NOTIFY_SIZE, pl->notify,
+			  pl->notify_dma);
+	pl->notify = NULL;
 }
 
 static int partlink_open(struct net_device *netdev)
@@ -444,9 +503,13 @@ static int partlink_open(struct net_device *netdev)
 	struct partlink_dev *pl = netdev_priv(netdev);
 	int err;
 
-	err = partlink_tx_alloc(pl);
+	BUILD_BUG_ON(sizeof(struct partlink_notify) != PARTLINK_NOTIFY_SIZE);
+	err = partlink_notify_alloc(pl);
 	if (err)
 		return err;
+	err = partlink_tx_alloc(pl);
+	if (err)
+		goto err_notify;
 	err = partlink_rx_alloc(pl);
 	if (err)
 		goto err_tx;
@@ -467,12 +530,12 @@ static int partlink_open(struct net_device *netdev)
 
 	napi_enable(&pl->napi);
 	partlink_wr(pl, PARTLINK_REG_IRQ_CTRL,
-		    PARTLINK_IRQ_RX | PARTLINK_IRQ_LINK);
+		    PARTLINK_IRQ_DATA | PARTLINK_IRQ_LINK);
 	partlink_update_link(pl);
 	netif_tx_start_all_queues(netdev);
 	pl->running = true;
 
-	/* Peers may have sent before the RX interrupt was armed. */
+	/* Peers may have sent before the poll first armed the interrupt. */
 	local_bh_disable();
 	napi_schedule(&pl->napi);
 	local_bh_enable();
@@ -484,6 +547,8 @@ err_rx:
 	partlink_rx_free(pl);
 err_tx:
 	partlink_tx_free(pl);
+err_notify:
+	partlink_notify_free(pl);
 	return err;
 }
 
@@ -507,6 +572,7 @@ static int partlink_stop(struct net_device *netdev)
 
 	partlink_tx_free(pl);
 	partlink_rx_free(pl);
+	partlink_notify_free(pl);
 	return 0;
 }
 

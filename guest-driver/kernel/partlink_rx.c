@@ -393,6 +393,7 @@ int partlink_poll(struct napi_struct *napi, int budget)
 	int done = 0;
 
 	partlink_rx_stat(rx, PARTLINK_RXS_POLLS, 1);
+	partlink_tx_clean(pl);
 	while (done < budget && partlink_rx_one(pl)) {
 		done++;
 		/* Big packets use many entries: give the device new ones. */
@@ -404,12 +405,14 @@ int partlink_poll(struct napi_struct *napi, int budget)
 		schedule_delayed_work(&pl->refill_work, HZ / 10);
 
 	if (done < budget && napi_complete_done(napi, done)) {
-		/* Re-arm the one-shot RX interrupt, then look once more. */
-		partlink_wr(pl, PARTLINK_REG_IRQ_CTRL,
-			    PARTLINK_IRQ_RX | PARTLINK_IRQ_LINK);
-		/* The arming reaches the device before the entry is read. */
-		mb();
-		if (partlink_rx_pending(rx))
+		/*
+		 * Arm the next interrupt in memory, then look once more: a
+		 * peer or the device may have found it unarmed just before.
+		 */
+		WRITE_ONCE(pl->notify->irq_armed, cpu_to_le32(1));
+		/* Pairs with the raiser's exchange after its hand-back. */
+		virt_mb();
+		if (partlink_rx_pending(rx) || partlink_tx_done_pending(pl))
 			napi_schedule(napi);
 	}
 	return done;
@@ -419,7 +422,8 @@ irqreturn_t partlink_rx_irq(int irq, void *data)
 {
 	struct partlink_dev *pl = data;
 
-	/* The device cleared IRQ_CTRL's RX bit when it raised this. */
+	/* Whoever raised it cleared irq_armed: no more until the poll ends. */
+	partlink_rx_stat(&pl->rx, PARTLINK_RXS_IRQS, 1);
 	napi_schedule(&pl->napi);
 	return IRQ_HANDLED;
 }

@@ -27,10 +27,10 @@
  */
 #define PARTLINK_PCI_VENDOR_ID		0x1234
 #define PARTLINK_PCI_DEVICE_ID		0x7071
-#define PARTLINK_PCI_REVISION		0x02
+#define PARTLINK_PCI_REVISION		0x03
 #define PARTLINK_PCI_CLASS		0x0200	/* network, Ethernet */
 
-#define PARTLINK_ABI_VERSION		2
+#define PARTLINK_ABI_VERSION		3
 
 /* BAR 0: registers.  BAR 1: the MSI-X table and PBA. */
 #define PARTLINK_REG_BAR		0
@@ -54,10 +54,12 @@
 #define PARTLINK_REG_RX_RING_LO		0x050	/* RW: RX ring address 31..0 */
 #define PARTLINK_REG_RX_RING_HI		0x054	/* RW: RX ring address 63..32 */
 #define PARTLINK_REG_RX_RING_SIZE	0x058	/* RW: RX ring entries */
-#define PARTLINK_REG_TX_KICK		0x060	/* WO: process the TX ring */
+#define PARTLINK_REG_TX_KICK		0x060	/* WO: doorbell, see NOTIFY */
 #define PARTLINK_REG_IRQ_CTRL		0x068	/* RW: PARTLINK_IRQ_* */
 #define PARTLINK_REG_LINK		0x06c	/* RO: PARTLINK_LINK_* */
 #define PARTLINK_REG_MAX_PACKET		0x070	/* RO: largest frame, bytes */
+#define PARTLINK_REG_NOTIFY_LO		0x074	/* RW: notify area 31..0 */
+#define PARTLINK_REG_NOTIFY_HI		0x078	/* RW: notify area 63..32 */
 #define PARTLINK_REG_COUNTERS		0x100	/* RO: 64-bit counters */
 #define PARTLINK_REG_MBOX_REQUEST	0x200	/* RW: struct partlink_mbox_request */
 #define PARTLINK_REG_MBOX_ANSWER	0x280	/* RO: struct partlink_mbox_answer */
@@ -88,8 +90,12 @@
 #define PARTLINK_F_GSO			(1u << 1)
 #define PARTLINK_FEATURES		(PARTLINK_F_CSUM | PARTLINK_F_GSO)
 
-/* IRQ_CTRL: RX is cleared by the device each time it raises the RX vector */
-#define PARTLINK_IRQ_RX			(1u << 0)
+/*
+ * IRQ_CTRL enables vectors; it is a mask, not a re-arm.  Each DATA
+ * interrupt is armed through struct partlink_notify.irq_armed instead,
+ * so that re-arming after a poll costs the driver no register write.
+ */
+#define PARTLINK_IRQ_DATA		(1u << 0)
 #define PARTLINK_IRQ_LINK		(1u << 1)
 
 /* LINK: bit 0 registered on the fabric; bits 31..16 reachable peers */
@@ -97,7 +103,7 @@
 #define PARTLINK_LINK_PEERS_SHIFT	16
 
 /* MSI-X vectors */
-#define PARTLINK_VEC_RX			0
+#define PARTLINK_VEC_DATA		0	/* packets arrived, TX handed back */
 #define PARTLINK_VEC_LINK		1
 #define PARTLINK_VEC_MBOX		2	/* an answer is in MBOX_ANSWER */
 #define PARTLINK_NR_VECTORS		3
@@ -201,6 +207,58 @@ struct partlink_hv_exchange {
 #define PARTLINK_RAM_FLOOR		0x100000 /* buffers live above 1 MiB */
 
 /*
+ * The notify area: 256 bytes of guest RAM, 64-byte aligned, whose address
+ * the driver writes to NOTIFY_LO/HI before DRIVER_OK.  It replaces a
+ * register access per packet with plain memory accesses, as virtio's
+ * event index does; every field sits on a cache line of its own, written
+ * by one side.  All are 32-bit, little-endian; indices run freely and
+ * wrap at 2^32, counting ring entries since DRIVER_OK.
+ *
+ * tx_kick: the device sets it to 1 before its TX thread sleeps and to 0
+ * when it wakes.  After handing entries over, the driver rings TX_KICK
+ * only if it reads 1 (after a full barrier).  The device sets the flag,
+ * then looks at the ring once more, so one of the two always sees the
+ * other.
+ *
+ * tx_done: the entries the device has handed back so far.
+ *
+ * tx_event: the driver wants the DATA vector once the device hands back
+ * entry number tx_event, as VRING_AVAIL_EVENT: the device raises it when
+ * a batch takes tx_done from old to new with
+ * (u32)(new - tx_event - 1) < (u32)(new - old).
+ *
+ * irq_armed: the driver writes 1 when it wants the next DATA interrupt
+ * (after its poll ends).  Whoever raises the vector, this device for TX
+ * or a peer's device that delivered packets here, first exchanges it
+ * with 0: one interrupt per arming, however many packets.
+ */
+#define PARTLINK_NOTIFY_SIZE		256
+#define PARTLINK_NOTIFY_TX_KICK		0x00	/* device writes */
+#define PARTLINK_NOTIFY_TX_DONE		0x04	/* device writes */
+#define PARTLINK_NOTIFY_TX_EVENT	0x40	/* driver writes */
+#define PARTLINK_NOTIFY_IRQ_ARMED	0x80	/* driver sets, raiser clears */
+
+struct partlink_notify {
+	__le32 tx_kick;
+	__le32 tx_done;
+	__u8 pad0[56];
+	__le32 tx_event;
+	__u8 pad1[60];
+	__le32 irq_armed;
+	__u8 pad2[60];
+	__u8 reserved[64];
+};
+
+/*
+ * Work the device does per round of its TX thread, at most; the rest
+ * waits for the next round, so that no guest holds the thread for long.
+ */
+#define PARTLINK_TX_BUDGET_ENTRIES	256
+#define PARTLINK_TX_BUDGET_BYTES	(1u << 20)
+/* Bad RX entries a sender skips per packet before dropping it */
+#define PARTLINK_RX_SKIP_MAX		8
+
+/*
  * A ring entry, the same for TX and RX.  The driver fills an entry and
  * sets OWN last; the device reads the entry once, uses its private copy,
  * and hands it back by writing len, status and the offload fields and
@@ -262,8 +320,8 @@ struct partlink_desc {
 #define PARTLINK_CTR_BAD_DESCRIPTORS	8	/* packets or entries refused */
 #define PARTLINK_CTR_SPOOFED		9
 #define PARTLINK_CTR_NO_ROUTE		10
-#define PARTLINK_CTR_TX_KICKS		11
-#define PARTLINK_CTR_RX_INTERRUPTS	12
+#define PARTLINK_CTR_TX_KICKS		11	/* doorbells the device took */
+#define PARTLINK_CTR_RX_INTERRUPTS	12	/* DATA vectors raised */
 #define PARTLINK_CTR_LINK_CHANGES	13
 #define PARTLINK_CTR_TX_ERRORS		14	/* every TX status but OK */
 #define PARTLINK_CTR_RX_BAD_BUFFER	15	/* peer refused our RX entry */
@@ -275,7 +333,7 @@ struct partlink_desc {
  * fabric as it was and the data path never stops.
  */
 #define PARTLINK_FABRIC_MAGIC		0x42464c50	/* "PLFB" */
-#define PARTLINK_FABRIC_VERSION		1
+#define PARTLINK_FABRIC_VERSION		2
 #define PARTLINK_FABRIC_PORTS		64
 #define PARTLINK_LOCK_SIZE		64
 
@@ -287,7 +345,8 @@ struct partlink_desc {
 #define PARTLINK_PORT_WLM		(1u << 0)	/* may send directives */
 
 /*
- * One port.  rx_lock is a process-shared, robust pthread mutex that
+ * One port, five cache lines: fields written by different parties do not
+ * share a line.  rx_lock is a process-shared, robust pthread mutex that
  * partlinkd initializes; it guards the rx_* fields and the owner's RX
  * ring.  Senders take it to fill the owner's RX ring; the owner's device
  * takes it to change rx_ready.  state, epoch, network, flags, mac and
@@ -295,6 +354,7 @@ struct partlink_desc {
  */
 struct partlink_fabric_port {
 	__u8 rx_lock[PARTLINK_LOCK_SIZE];
+	/* line 1: identity (partlinkd) and the RX ring (the owner's device) */
 	__u32 state;		/* PARTLINK_PORT_* */
 	__u32 epoch;		/* changes at every new registration */
 	__u32 network;		/* ports reach each other within one network */
@@ -303,22 +363,25 @@ struct partlink_fabric_port {
 	__u8 mac[6];
 	__u8 pad0[2];
 	char name[PARTLINK_NAME_LEN];
-	/* written by the owner's device under rx_lock */
 	__u32 rx_ready;		/* the RX ring below may be filled */
 	__u32 rx_features;	/* features the owner's driver accepted */
-	__u64 rx_ring_gpa;
 	__u32 rx_ring_size;
+	__u64 rx_ring_gpa;
+	/* line 2: the owner's struct partlink_notify, guest-physical */
+	__u64 notify_gpa;
+	__u8 pad1[56];
+	/* line 3: written by senders under rx_lock */
 	__u32 rx_head;		/* next entry a sender fills */
-	/* owner sets it while its RX interrupt is armed; senders then kick */
-	__u32 rx_notify;
 	/*
 	 * Entries from rx_head a sender is handing back; zero whenever the
 	 * lock is free, so non-zero at lock time means the holder died in
 	 * the middle and the next holder repairs those entries.
 	 */
 	__u32 rx_claimed;
+	__u8 pad2[56];
+	/* lines 4 and 5 */
 	__u64 counters[PARTLINK_NR_COUNTERS];	/* updated atomically */
-	__u8 pad2[512 - 144 - 8 * PARTLINK_NR_COUNTERS];
+	__u8 pad3[512 - 256 - 8 * PARTLINK_NR_COUNTERS];
 };
 
 struct partlink_fabric {

@@ -2,11 +2,15 @@
 
 The ring layout used by every test lives in the guest's 64 MiB of RAM:
 
-    0x200000  TX ring         0x210000  RX ring
+    0x200000  TX ring         0x210000  RX ring       0x220000  notify area
     0x300000  TX buffers      0x800000  RX buffers (one per RX entry)
+
+The device's TX thread hands entries back after the doorbell, not during
+it: tx_status() waits for that, with a deadline.
 """
 
 import struct
+import time
 
 from abi import ABI
 
@@ -19,6 +23,7 @@ PCI_BAR1 = 0x14
 
 TX_RING = 0x200000
 RX_RING = 0x210000
+NOTIFY = 0x220000
 TX_BUFS = 0x300000
 RX_BUFS = 0x800000
 RX_BUF_SIZE = 2048
@@ -78,7 +83,7 @@ class Adapter:
         return {name: self.counter(name) for name in COUNTERS}
 
     def start(self, tx_ring=TX_RING, rx_ring=RX_RING, size=RING_SIZE,
-              rx_size=None, features=0, post_rx=True):
+              rx_size=None, features=0, post_rx=True, notify=NOTIFY):
         """The driver's handshake; returns the STATUS read back."""
         ack = ABI["PARTLINK_STATUS_ACKNOWLEDGE"]
         self.writel("STATUS", 0)
@@ -92,16 +97,29 @@ class Adapter:
                           ("TX_RING_SIZE", size),
                           ("RX_RING_LO", rx_ring & 0xFFFFFFFF),
                           ("RX_RING_HI", rx_ring >> 32),
-                          ("RX_RING_SIZE", self.rx_ring_size)):
+                          ("RX_RING_SIZE", self.rx_ring_size),
+                          ("NOTIFY_LO", notify & 0xFFFFFFFF),
+                          ("NOTIFY_HI", notify >> 32)):
             self.writel(name, val)
+        self.notify = notify
+        if notify >= 0x100000 and notify < 64 << 20:
+            self.q.memwrite(notify, bytes(ABI["PARTLINK_NOTIFY_SIZE"]))
         self.q.memwrite(tx_ring, bytes(32 * size))
         if post_rx:
             self.q.memwrite(rx_ring, b"".join(
                 desc(RX_BUFS + i * RX_BUF_SIZE, RX_BUF_SIZE, OWN)
                 for i in range(self.rx_ring_size)))
         self.writel("STATUS", ack | ABI["PARTLINK_STATUS_DRIVER_OK"])
-        self.writel("IRQ_CTRL", ABI["PARTLINK_IRQ_RX"] | ABI["PARTLINK_IRQ_LINK"])
+        self.writel("IRQ_CTRL", ABI["PARTLINK_IRQ_DATA"] | ABI["PARTLINK_IRQ_LINK"])
         return self.readl("STATUS")
+
+    def notify_field(self, name):
+        off = ABI[f"PARTLINK_NOTIFY_{name}"]
+        return int.from_bytes(self.q.memread(self.notify + off, 4), "little")
+
+    def set_notify_field(self, name, val):
+        off = ABI[f"PARTLINK_NOTIFY_{name}"]
+        self.q.memwrite(self.notify + off, val.to_bytes(4, "little"))
 
     def tx_entry(self, i):
         return self.tx_ring + 32 * (i % self.ring_size)
@@ -129,10 +147,16 @@ class Adapter:
             self.writel("TX_KICK", 1)
         return self.tx_status(slot)
 
-    def tx_status(self, slot):
-        entry = self.read_desc(self.tx_entry(slot))
-        assert not entry[2] & OWN, "device kept a TX entry after the kick"
-        return entry[3]
+    def tx_status(self, slot, timeout=5):
+        """The status the device wrote into a TX entry, once it has."""
+        deadline = time.monotonic() + timeout
+        while True:
+            entry = self.read_desc(self.tx_entry(slot))
+            if not entry[2] & OWN:
+                return entry[3]
+            assert time.monotonic() < deadline, \
+                f"the device kept TX entry {slot} for {timeout} s"
+            time.sleep(0.001)
 
     def receive(self):
         """The next packet in the RX ring as (bytes, first desc), or None."""

@@ -78,11 +78,12 @@ class Fabric:
         path = self.dir / "partlinkd.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def adapter(self, port, name=None):
-        """Boot a qtest QEMU whose partlink-pci joins the fabric."""
+    def adapter(self, port, name=None, props=""):
+        """Boot a qtest QEMU whose partlink-pci joins the fabric; props:
+        more device properties, e.g. ",tx-linger-us=1000"."""
         name = name or f"vm{port}"
         q = Qtest(f"partlink-pci,mac={mac_of(port)},port={port},name={name},"
-                  "chardev=fabric",
+                  f"chardev=fabric{props}",
                   extra_args=["-chardev", f"socket,id=fabric,path={self.socket},"
                               "reconnect-ms=100"])
         self.qemus.append(q)

@@ -209,15 +209,6 @@ def test_misplaced_rings_fail_the_device(fabric, tx, rx, size):
     assert a.readl("BAD_ACCESS") >= 1
 
 
-def test_doorbell_flood(pair):
-    a, b = pair
-    for _ in range(2000):
-        a.writel("TX_KICK", 1)
-    assert a.counter("tx_kicks") == 2000
-    assert a.q.alive() and b.q.alive()
-    assert a.send(frame(mac_of(2), mac_of(1), b"x" * 100)) == ST["OK"]
-
-
 def test_ring_wraps_and_counts_stay_exact(pair):
     a, b = pair
     for i in range(3 * a.ring_size):
@@ -329,7 +320,7 @@ def test_traffic_survives_partlinkd_restart(pair, fabric):
 
 
 PORT_SLOT = 512      # sizeof(struct partlink_fabric_port)
-SLOT_RX_CLAIMED = 140  # offsetof(struct partlink_fabric_port, rx_claimed)
+SLOT_RX_CLAIMED = 196  # offsetof(struct partlink_fabric_port, rx_claimed)
 
 
 def hold_rx_lock(segment, port, seconds, claimed=0):

@@ -213,7 +213,7 @@ def test_msix_vector_fires_on_done(daemon):
     wait_status(a, DONE)
     assert msi_written(a, MBOX_VEC)
     # Only the MBOX vector; and no DRIVER_OK or IRQ_CTRL bit was needed.
-    assert not msi_written(a, ABI["PARTLINK_VEC_RX"])
+    assert not msi_written(a, ABI["PARTLINK_VEC_DATA"])
     assert not msi_written(a, ABI["PARTLINK_VEC_LINK"])
     assert a.readl("STATUS") == 0 and a.readl("IRQ_CTRL") == 0
 
