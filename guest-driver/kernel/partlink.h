@@ -51,6 +51,11 @@
 #define PARTLINK_RX_BUF_LEN	(SKB_WITH_OVERHEAD(PAGE_SIZE) - NET_SKB_PAD)
 /* Entries one received packet may occupy: the head page and its frags. */
 #define PARTLINK_RX_MAX_ENTRIES	(MAX_SKB_FRAGS + 1)
+/*
+ * Frames up to this size are copied into a small skb and their page is
+ * posted again at once: cheaper than a page allocation per small frame.
+ */
+#define PARTLINK_RX_COPYBREAK	256
 /* Refill the RX ring in the poll loop once this many entries are empty. */
 #define PARTLINK_RX_REFILL_BATCH	32
 
@@ -90,6 +95,7 @@ enum partlink_rx_stat {
 	PARTLINK_RXS_ERRORS,		/* bad entries from the device */
 	PARTLINK_RXS_POLLS,
 	PARTLINK_RXS_IRQS,		/* DATA interrupts taken */
+	PARTLINK_RXS_COPYBREAK,		/* small frames copied, page kept */
 	PARTLINK_RXS_ALLOC_FAILED,
 	PARTLINK_RXS_SKB_FAILED,
 	PARTLINK_RXS_BAD_LENGTH,
@@ -172,6 +178,8 @@ struct partlink_dev {
 	dma_addr_t notify_dma;
 	struct napi_struct napi;
 	struct delayed_work refill_work;
+	spinlock_t refill_lock;	/* orders refill_enabled and scheduling */
+	bool refill_enabled;	/* the poll may schedule refill_work */
 
 	spinlock_t link_lock;	/* orders LINK reads and carrier changes */
 	u32 link;		/* last LINK register value */
@@ -219,6 +227,7 @@ static inline void partlink_rx_stat(struct partlink_rx_ring *rx,
 
 /* partlink_main.c */
 void partlink_reset(struct partlink_dev *pl);
+u64 partlink_read_counter(struct partlink_dev *pl, unsigned int idx);
 int partlink_start_device(struct partlink_dev *pl);
 void partlink_update_link(struct partlink_dev *pl);
 irqreturn_t partlink_link_irq(int irq, void *data);
@@ -239,6 +248,7 @@ bool partlink_rx_refill(struct partlink_dev *pl, gfp_t gfp);
 int partlink_poll(struct napi_struct *napi, int budget);
 irqreturn_t partlink_rx_irq(int irq, void *data);
 void partlink_refill_work(struct work_struct *work);
+void partlink_refill_enable(struct partlink_dev *pl, bool enable);
 
 /* partlink_ethtool.c */
 void partlink_set_ethtool_ops(struct net_device *netdev);

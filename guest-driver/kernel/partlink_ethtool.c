@@ -63,6 +63,7 @@ static const char partlink_rx_stat_names[][ETH_GSTRING_LEN] = {
 	[PARTLINK_RXS_ERRORS]		= "drv_rx_errors",
 	[PARTLINK_RXS_POLLS]		= "drv_rx_polls",
 	[PARTLINK_RXS_IRQS]		= "drv_interrupts",
+	[PARTLINK_RXS_COPYBREAK]	= "drv_rx_copybreak",
 	[PARTLINK_RXS_ALLOC_FAILED]	= "drv_rx_alloc_failed",
 	[PARTLINK_RXS_SKB_FAILED]	= "drv_rx_skb_failed",
 	[PARTLINK_RXS_BAD_LENGTH]	= "drv_rx_bad_length",
@@ -156,15 +157,9 @@ static void partlink_get_strings(struct net_device *netdev, u32 sset,
 static void partlink_read_counters(struct partlink_dev *pl, u64 *data)
 {
 	unsigned int i;
-	u32 lo, hi;
 
-	spin_lock_bh(&pl->ctr_lock);
-	for (i = 0; i < PARTLINK_NR_COUNTERS; i++) {
-		lo = partlink_rd(pl, PARTLINK_REG_COUNTERS + 8 * i);
-		hi = partlink_rd(pl, PARTLINK_REG_COUNTERS + 8 * i + 4);
-		data[i] = (u64)hi << 32 | lo;
-	}
-	spin_unlock_bh(&pl->ctr_lock);
+	for (i = 0; i < PARTLINK_NR_COUNTERS; i++)
+		data[i] = partlink_read_counter(pl, i);
 }
 
 static void partlink_get_ethtool_stats(struct net_device *netdev,

@@ -40,6 +40,22 @@ void partlink_reset(struct partlink_dev *pl)
 	spin_unlock(&pl->reset_lock);
 }
 
+/*
+ * One device counter.  Reading the low word latches the high word, so
+ * the two reads must not interleave with another reader's; any context.
+ */
+u64 partlink_read_counter(struct partlink_dev *pl, unsigned int idx)
+{
+	unsigned long flags;
+	u32 lo, hi;
+
+	spin_lock_irqsave(&pl->ctr_lock, flags);
+	lo = partlink_rd(pl, PARTLINK_REG_COUNTERS + 8 * idx);
+	hi = partlink_rd(pl, PARTLINK_REG_COUNTERS + 8 * idx + 4);
+	spin_unlock_irqrestore(&pl->ctr_lock, flags);
+	return (u64)hi << 32 | lo;
+}
+
 /* Write a new device status and check that the device accepted it. */
 static int partlink_set_status(struct partlink_dev *pl, u32 status)
 {
@@ -246,6 +262,7 @@ static int partlink_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	u64_stats_init(&pl->tx.syncp);
 	u64_stats_init(&pl->rx.syncp);
 	INIT_DELAYED_WORK(&pl->refill_work, partlink_refill_work);
+	spin_lock_init(&pl->refill_lock);
 	pl->tx_ring_size = PARTLINK_TX_RING_SIZE;
 	pl->rx_ring_size = PARTLINK_RX_RING_SIZE;
 	pci_set_drvdata(pdev, pl);

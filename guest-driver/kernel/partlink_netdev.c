@@ -529,6 +529,7 @@ static int partlink_open(struct net_device *netdev)
 		goto err_irqs;
 
 	napi_enable(&pl->napi);
+	partlink_refill_enable(pl, true);
 	partlink_wr(pl, PARTLINK_REG_IRQ_CTRL,
 		    PARTLINK_IRQ_DATA | PARTLINK_IRQ_LINK);
 	partlink_update_link(pl);
@@ -564,8 +565,9 @@ static int partlink_stop(struct net_device *netdev)
 	netif_tx_disable(netdev);
 	/* From here on neither the device nor a peer touches our memory. */
 	partlink_reset(pl);
-	napi_disable(&pl->napi);
+	partlink_refill_enable(pl, false);
 	cancel_delayed_work_sync(&pl->refill_work);
+	napi_disable(&pl->napi);
 	partlink_free_irqs(pl);
 	netif_carrier_off(netdev);
 	WRITE_ONCE(pl->link, 0);
@@ -646,6 +648,9 @@ static void partlink_get_stats64(struct net_device *netdev,
 	stats->rx_dropped = rx[PARTLINK_RXS_DROPPED];
 	stats->rx_errors = rx[PARTLINK_RXS_ERRORS];
 	stats->rx_length_errors = rx[PARTLINK_RXS_BAD_LENGTH];
+	/* Frames for us that senders dropped: our ring had no buffer. */
+	stats->rx_missed_errors =
+		partlink_read_counter(pl, PARTLINK_CTR_RX_NO_BUFFER);
 }
 
 static const struct net_device_ops partlink_netdev_ops = {

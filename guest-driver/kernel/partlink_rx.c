@@ -6,7 +6,9 @@
  * packet straight into them: one or more consecutive entries, MORE set on
  * all but the last, each entry's len the bytes in it, the offload
  * metadata (the values of struct virtio_net_hdr) in the first.  The first
- * page becomes the skb head (napi_build_skb()), the others its frags.
+ * page becomes the skb head (napi_build_skb()), the others its frags; a
+ * frame of at most PARTLINK_RX_COPYBREAK bytes is copied instead and its
+ * page posted again.
  *
  * The device is not trusted: every entry is read once, lengths and
  * chains are checked before they are used, and a ring index always comes
@@ -131,16 +133,49 @@ fail:
 	return false;
 }
 
+static void partlink_refill_schedule(struct partlink_dev *pl,
+				     unsigned long delay)
+{
+	spin_lock_bh(&pl->refill_lock);
+	if (pl->refill_enabled)
+		schedule_delayed_work(&pl->refill_work, delay);
+	spin_unlock_bh(&pl->refill_lock);
+}
+
+/*
+ * The ring ran dry in the poll, which may not sleep: refill it here with
+ * GFP_KERNEL, NAPI held off meanwhile (the poll owns the ring).
+ */
 void partlink_refill_work(struct work_struct *work)
 {
 	struct partlink_dev *pl = container_of(to_delayed_work(work),
 					       struct partlink_dev,
 					       refill_work);
+	bool refilled;
 
-	/* The poll refills; it reschedules this work if it fails again. */
+	napi_disable(&pl->napi);
+	refilled = partlink_rx_refill(pl, GFP_KERNEL);
+	napi_enable(&pl->napi);
+
+	/* Packets may have come in while NAPI was off. */
 	local_bh_disable();
 	napi_schedule(&pl->napi);
 	local_bh_enable();
+
+	if (!refilled)
+		partlink_refill_schedule(pl, HZ / 2);
+}
+
+/*
+ * Allow or forbid the poll to schedule refill_work: partlink_stop()
+ * forbids it before it cancels the work and disables NAPI, so that the
+ * work never runs napi_disable() on a NAPI already disabled.
+ */
+void partlink_refill_enable(struct partlink_dev *pl, bool enable)
+{
+	spin_lock_bh(&pl->refill_lock);
+	pl->refill_enabled = enable;
+	spin_unlock_bh(&pl->refill_lock);
 }
 
 /* Read a completed entry once.  False if the device still owns it. */
@@ -239,6 +274,27 @@ static struct sk_buff *partlink_rx_build(struct partlink_dev *pl,
 		}
 		buf->page = NULL;
 	}
+	return skb;
+}
+
+/*
+ * A small frame in one entry: copy it into a new skb and leave the page
+ * in its slot, so that the refill posts it again without allocating.
+ */
+static struct sk_buff *partlink_rx_copy(struct partlink_dev *pl, u32 len)
+{
+	struct partlink_rx_ring *rx = &pl->rx;
+	struct partlink_rx_buf *buf = &rx->bufs[rx->next & (rx->size - 1)];
+	struct device *dev = &pl->pdev->dev;
+	struct sk_buff *skb;
+
+	skb = napi_alloc_skb(&pl->napi, len);
+	if (unlikely(!skb))
+		return NULL;
+	dma_sync_single_for_cpu(dev, buf->dma, len, DMA_FROM_DEVICE);
+	skb_put_data(skb, page_address(buf->page) + NET_SKB_PAD, len);
+	dma_sync_single_for_device(dev, buf->dma, len, DMA_FROM_DEVICE);
+	partlink_rx_stat(rx, PARTLINK_RXS_COPYBREAK, 1);
 	return skb;
 }
 
@@ -374,7 +430,10 @@ static bool partlink_rx_one(struct partlink_dev *pl)
 		return true;
 	}
 
-	skb = partlink_rx_build(pl, e, n);
+	if (n == 1 && e[0].len <= PARTLINK_RX_COPYBREAK)
+		skb = partlink_rx_copy(pl, e[0].len);
+	else
+		skb = partlink_rx_build(pl, e, n);
 	if (unlikely(!skb)) {
 		partlink_rx_drop(pl, n, PARTLINK_RXS_SKB_FAILED);
 		return true;
@@ -402,7 +461,7 @@ int partlink_poll(struct napi_struct *napi, int budget)
 	}
 	refilled = partlink_rx_refill(pl, GFP_ATOMIC);
 	if (unlikely(!refilled))
-		schedule_delayed_work(&pl->refill_work, HZ / 10);
+		partlink_refill_schedule(pl, 0);
 
 	if (done < budget && napi_complete_done(napi, done)) {
 		/*
