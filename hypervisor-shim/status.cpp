@@ -149,7 +149,8 @@ std::string daemon_line(const DaemonStatus& d) {
 std::string fabric_table(const StatusReport& report) {
     // clang-format off
     Table rows = {{"NAME", "LINK", "PEERS", "TX PKTS", "TX BYTES", "RX PKTS", "RX BYTES",
-                   "COPIES", "RX NO BUF", "TX NO BUF", "BAD DESC", "SPOOFED", "NO ROUTE"}};
+                   "COPIES", "KICKS", "IRQS", "RX NO BUF", "TX NO BUF", "BAD DESC", "SPOOFED",
+                   "NO ROUTE"}};
     // clang-format on
     for (const auto& s : report.partitions) {
         if (!s.fabric)
@@ -161,7 +162,8 @@ std::string fabric_table(const StatusReport& report) {
         rows.push_back({s.record.name, f.link_up ? "up" : "down", std::to_string(f.peers),
                         n(PARTLINK_CTR_TX_PACKETS), n(PARTLINK_CTR_TX_BYTES),
                         n(PARTLINK_CTR_RX_PACKETS), n(PARTLINK_CTR_RX_BYTES),
-                        n(PARTLINK_CTR_COPIES), n(PARTLINK_CTR_RX_NO_BUFFER),
+                        n(PARTLINK_CTR_COPIES), n(PARTLINK_CTR_TX_KICKS),
+                        n(PARTLINK_CTR_RX_INTERRUPTS), n(PARTLINK_CTR_RX_NO_BUFFER),
                         n(PARTLINK_CTR_TX_NO_BUFFER), n(PARTLINK_CTR_BAD_DESCRIPTORS),
                         n(PARTLINK_CTR_SPOOFED), n(PARTLINK_CTR_NO_ROUTE)});
     }

@@ -153,22 +153,23 @@ TEST_F(StatusOfFabric, TableShowsTheFabric) {
     std::string table = render_status_table(collect_status(run_, state(2), false));
     EXPECT_NE(table.find("partlinkd: not running (pid 999999001 is gone"), std::string::npos)
         << table;
-    for (const char* word : {"LINK", "PEERS", "TX PKTS", "RX BYTES", "COPIES", "RX NO BUF",
-                             "TX NO BUF", "BAD DESC", "SPOOFED", "NO ROUTE"})
+    for (const char* word : {"LINK", "PEERS", "TX PKTS", "RX BYTES", "COPIES", "KICKS", "IRQS",
+                             "RX NO BUF", "TX NO BUF", "BAD DESC", "SPOOFED", "NO ROUTE"})
         EXPECT_NE(table.find(word), std::string::npos) << word << "\n" << table;
     // vm1: up, 2 peers, tx_packets 100, tx_bytes 12345678901, rx 102, rx_bytes 103, copies 104,
-    // rx_no_buffer 106, tx_no_buffer 107, bad 108, spoofed 109, no_route 110.
+    // kicks 111, interrupts 112, rx_no_buffer 106, tx_no_buffer 107, bad 108, spoofed 109,
+    // no_route 110.
     std::istringstream lines(table);
     std::string line;
     bool seen = false;
     while (std::getline(lines, line)) {
         std::istringstream words(line);
         std::vector<std::string> w{std::istream_iterator<std::string>(words), {}};
-        if (w.size() == 13 && w[0] == "vm1") {
+        if (w.size() == 15 && w[0] == "vm1") {
             seen = true;
-            EXPECT_EQ(w,
-                      (std::vector<std::string>{"vm1", "up", "2", "100", "12345678901", "102",
-                                                "103", "104", "106", "107", "108", "109", "110"}));
+            EXPECT_EQ(w, (std::vector<std::string>{"vm1", "up", "2", "100", "12345678901", "102",
+                                                   "103", "104", "111", "112", "106", "107", "108",
+                                                   "109", "110"}));
         }
     }
     EXPECT_TRUE(seen) << table;
