@@ -58,7 +58,8 @@ TEST_F(HelloTest, AcceptsTheShortFormUpToTheLastRegion) {
 TEST_F(HelloTest, RefusesABadAbiVersion) {
     auto p = dev.msg;
     p.abi_version = 1;
-    EXPECT_THAT(reason(p), HasSubstr("ABI version 1, this partlinkd speaks 2"));
+    EXPECT_THAT(reason(p), HasSubstr("ABI version 1, this partlinkd speaks " +
+                                     std::to_string(PARTLINK_ABI_VERSION)));
 }
 
 TEST_F(HelloTest, RefusesAPortOutOfRange) {

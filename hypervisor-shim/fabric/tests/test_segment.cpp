@@ -172,7 +172,8 @@ TEST(Segment, RefusesABadMagicOrVersion) {
         segment.fabric_rw().version = 99;
     }
     EXPECT_THAT(error_of([&] { Segment::open_or_create(dir / "fabric"); }),
-                HasSubstr("fabric segment of version 99, this partlinkd needs version 1"));
+                HasSubstr("fabric segment of version 99, this partlinkd needs version " +
+                          std::to_string(PARTLINK_FABRIC_VERSION)));
     EXPECT_THAT(error_of([&] { Segment::open_readonly(dir / "fabric"); }), HasSubstr("version 99"));
 }
 

@@ -523,7 +523,8 @@ TEST(Partlinkd, RefusesADuplicatePortAndBadHellos) {
     bad.msg.abi_version = 1;
     bad.connect(daemon.socket());
     bad.send_hello();
-    EXPECT_EQ(refused(bad), "HELLO: ABI version 1, this partlinkd speaks 2");
+    EXPECT_EQ(refused(bad), "HELLO: ABI version 1, this partlinkd speaks " +
+                                std::to_string(PARTLINK_ABI_VERSION));
     EXPECT_TRUE(closed_by_daemon(bad));
 
     FakeDevice no_fds(3, "vm4");
