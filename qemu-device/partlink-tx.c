@@ -188,8 +188,11 @@ static unsigned partlink_rx_claim(struct partlink_fabric_port *port,
     uint32_t need = len;
     unsigned nr = 0, skipped = 0;
 
-    /* However many bad entries the destination posts, skip only a few. */
-    while (need && skipped < PARTLINK_RX_SKIP_MAX) {
+    /*
+     * However many bad entries the destination posts, skip only a few;
+     * and never come round to an entry this claim already took.
+     */
+    while (need && skipped < PARTLINK_RX_SKIP_MAX && nr + skipped <= mask) {
         uint8_t *e = ring + ((*head + nr) & mask) * PARTLINK_DESC_SIZE;
         PartlinkDesc *d = &rx[nr];
         uint16_t st = PARTLINK_ST_OK;

@@ -223,3 +223,22 @@ def test_moved_partition_is_unreachable_after_partlinkd_restart():
         assert b.send(frame(mac_of(1), mac_of(2), b"y" * 100)) == ST["NO_ROUTE"]
         wait_link(a, 0)
         wait_link(b, 0)
+
+
+def test_a_packet_larger_than_the_ring_never_claims_an_entry_twice(fabric):
+    """16 posted buffers of 256 bytes hold 4096 bytes: a 5000-byte packet
+    is dropped whole, and no RX entry is handed back."""
+    a, b = fabric.adapter(1), fabric.adapter(2)
+    a.start()
+    b.start(post_rx=False)
+    wait_link(a, 1)
+    b.q.memwrite(RX_RING, b"".join(desc(RX_BUFS + i * 4096, 256, OWN)
+                                   for i in range(b.rx_ring_size)))
+    data = frame(mac_of(2), mac_of(1), bytes(5000 - 14))
+    assert a.send(data) == ST["NO_BUFFER"]
+    assert all(b.read_desc(b.rx_entry(i))[2] & OWN for i in range(b.rx_ring_size))
+    assert b.counter("rx_packets") == 0
+    # A packet that fits still goes through the same ring.
+    small = frame(mac_of(2), mac_of(1), b"z" * 200)
+    assert a.send(small, buf=TX_BUFS + 0x10000) == ST["OK"]
+    assert b.receive()[0] == small
