@@ -7,8 +7,11 @@ QEMU_BIN   := $(BUILD)/qemu/qemu-system-x86_64
 PARTLINK   := $(BUILD)/bin/partlink
 PYTHON     := /usr/bin/python3
 PYTEST_ARGS ?=
+SEED       ?= 1
+N          ?= 10000
+FUZZ_ARGS  ?=
 
-.PHONY: all deps qemu qemu-asan images shim demo demo-wlm bench test unit-test pytest device-test device-test-asan system-test lint format clean distclean help
+.PHONY: all deps qemu qemu-asan images shim demo demo-wlm bench test unit-test pytest device-test device-test-asan fuzz system-test lint format clean distclean help
 
 all: qemu images shim
 
@@ -21,6 +24,7 @@ help:
 	@echo "make demo-wlm     3 guests: a load step on vm2, the WLM manager shifts CPU to it"
 	@echo "make test         unit tests, device tests and whole-system tests"
 	@echo "make device-test-asan  the device tests against QEMU built with AddressSanitizer"
+	@echo "make fuzz SEED=1 N=100000  seeded random qtest fuzzer of partlink-pci, ASan QEMU"
 	@echo "make bench        guest-to-guest TCP, UDP and RTT per network mode, side by side"
 	@echo "make lint         QEMU and kernel checkpatch, clang-format check"
 	@echo "make clean        remove build/ except the QEMU source and ccache-able QEMU build"
@@ -75,6 +79,14 @@ device-test-asan: qemu-asan shim
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	PARTLINK_QEMU=$(BUILD)/qemu-asan/qemu-system-x86_64 \
 		$(PYTHON) -m pytest tests/device $(PYTEST_ARGS)
+
+# The seeded random qtest fuzzer (tests/device/fuzz_partlink.py) for N cases
+# against the ASan QEMU; a failure prints the command that reruns its case
+# alone, and the exit status is non-zero.  FUZZ_ARGS: e.g. --start 5000.
+fuzz: qemu-asan shim
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	PARTLINK_QEMU=$(BUILD)/qemu-asan/qemu-system-x86_64 \
+		$(PYTHON) tests/device/fuzz_partlink.py --asan --seed $(SEED) --cases $(N) $(FUZZ_ARGS)
 
 system-test:
 	$(PYTHON) -m pytest tests/system $(PYTEST_ARGS)
