@@ -242,8 +242,13 @@ void partlink_stats_snapshot(struct u64_stats_sync *syncp,
 			     unsigned int n);
 
 /* partlink_rx.c */
-int partlink_rx_alloc(struct partlink_dev *pl);
-void partlink_rx_free(struct partlink_dev *pl);
+int partlink_rx_alloc(struct partlink_dev *pl, struct partlink_rx_ring *rx,
+		      u32 size);
+void partlink_rx_free(struct partlink_dev *pl, struct partlink_rx_ring *rx);
+void partlink_rx_take(struct partlink_rx_ring *dst,
+		      struct partlink_rx_ring *src);
+bool partlink_rx_fill(struct partlink_dev *pl, struct partlink_rx_ring *rx,
+		      gfp_t gfp);
 bool partlink_rx_refill(struct partlink_dev *pl, gfp_t gfp);
 int partlink_poll(struct napi_struct *napi, int budget);
 irqreturn_t partlink_rx_irq(int irq, void *data);

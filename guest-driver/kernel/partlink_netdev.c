@@ -405,11 +405,10 @@ static netdev_features_t partlink_features_check(struct sk_buff *skb,
 	return features;
 }
 
-static int partlink_tx_alloc(struct partlink_dev *pl)
+/* Allocate a TX ring of @size entries into @tx. */
+static int partlink_tx_alloc(struct partlink_dev *pl,
+			     struct partlink_tx_ring *tx, u32 size)
 {
-	struct partlink_tx_ring *tx = &pl->tx;
-	u32 size = pl->tx_ring_size;
-
 	tx->bufs = kcalloc(size, sizeof(*tx->bufs), GFP_KERNEL);
 	if (!tx->bufs)
 		return -ENOMEM;
@@ -428,11 +427,10 @@ static int partlink_tx_alloc(struct partlink_dev *pl)
 	return 0;
 }
 
-/* Free the TX ring; the device must be reset. */
-static void partlink_tx_free(struct partlink_dev *pl)
+/* Free a TX ring and what is still queued in it; the device must not use it. */
+static void partlink_tx_free(struct partlink_dev *pl,
+			     struct partlink_tx_ring *tx)
 {
-	struct partlink_tx_ring *tx = &pl->tx;
-
 	if (!tx->desc)
 		return;
 	for (; tx->clean != tx->next; tx->clean++) {
@@ -445,12 +443,27 @@ static void partlink_tx_free(struct partlink_dev *pl)
 			buf->skb = NULL;
 		}
 	}
-	netdev_reset_queue(pl->netdev);
 	dma_free_coherent(&pl->pdev->dev, tx->size * sizeof(*tx->desc),
 			  tx->desc, tx->desc_dma);
 	tx->desc = NULL;
 	kfree(tx->bufs);
 	tx->bufs = NULL;
+}
+
+/* Hand the ring memory of @src over to @dst; @dst keeps its counters. */
+static void partlink_tx_take(struct partlink_tx_ring *dst,
+			     struct partlink_tx_ring *src)
+{
+	dst->desc = src->desc;
+	dst->desc_dma = src->desc_dma;
+	dst->bufs = src->bufs;
+	dst->size = src->size;
+	dst->next = src->next;
+	dst->clean = src->clean;
+	dst->unkicked = src->unkicked;
+	dst->pkt_status = src->pkt_status;
+	src->desc = NULL;
+	src->bufs = NULL;
 }
 
 static int partlink_request_irqs(struct partlink_dev *pl)
@@ -507,12 +520,17 @@ static int partlink_open(struct net_device *netdev)
 	err = partlink_notify_alloc(pl);
 	if (err)
 		return err;
-	err = partlink_tx_alloc(pl);
-	if (err)
-		goto err_notify;
-	err = partlink_rx_alloc(pl);
-	if (err)
-		goto err_tx;
+	/* A ring resize may have allocated the rings already. */
+	if (!pl->tx.desc) {
+		err = partlink_tx_alloc(pl, &pl->tx, pl->tx_ring_size);
+		if (err)
+			goto err_notify;
+	}
+	if (!pl->rx.desc) {
+		err = partlink_rx_alloc(pl, &pl->rx, pl->rx_ring_size);
+		if (err)
+			goto err_tx;
+	}
 	if (!partlink_rx_refill(pl, GFP_KERNEL)) {
 		err = -ENOMEM;
 		goto err_rx;
@@ -545,9 +563,9 @@ static int partlink_open(struct net_device *netdev)
 err_irqs:
 	partlink_free_irqs(pl);
 err_rx:
-	partlink_rx_free(pl);
+	partlink_rx_free(pl, &pl->rx);
 err_tx:
-	partlink_tx_free(pl);
+	partlink_tx_free(pl, &pl->tx);
 err_notify:
 	partlink_notify_free(pl);
 	return err;
@@ -572,29 +590,50 @@ static int partlink_stop(struct net_device *netdev)
 	netif_carrier_off(netdev);
 	WRITE_ONCE(pl->link, 0);
 
-	partlink_tx_free(pl);
-	partlink_rx_free(pl);
+	partlink_tx_free(pl, &pl->tx);
+	netdev_reset_queue(netdev);
+	partlink_rx_free(pl, &pl->rx);
 	partlink_notify_free(pl);
 	return 0;
 }
 
 /*
  * Change the ring sizes; a running interface is closed and opened again.
- * If it cannot be reopened with the new sizes nor the old ones, it stays
- * up without carrier until the next ifdown/ifup.  Called under RTNL.
+ * The new rings, buffers included, are allocated first: if memory is
+ * short the old rings go on as they were.  If it cannot be reopened even
+ * so, it tries the old sizes, and failing that stays up without carrier
+ * until the next ifdown/ifup.  Called under RTNL.
  */
 int partlink_set_ring_sizes(struct partlink_dev *pl, u32 tx, u32 rx)
 {
 	struct net_device *netdev = pl->netdev;
 	u32 old_tx = pl->tx_ring_size, old_rx = pl->rx_ring_size;
+	struct partlink_tx_ring new_tx = {};
+	struct partlink_rx_ring new_rx = {};
 	int err;
 
-	pl->tx_ring_size = tx;
-	pl->rx_ring_size = rx;
-	if (!netif_running(netdev))
+	if (!netif_running(netdev)) {
+		pl->tx_ring_size = tx;
+		pl->rx_ring_size = rx;
 		return 0;
+	}
+
+	err = partlink_tx_alloc(pl, &new_tx, tx);
+	if (err)
+		return err;
+	err = partlink_rx_alloc(pl, &new_rx, rx);
+	if (err)
+		goto err_tx;
+	if (!partlink_rx_fill(pl, &new_rx, GFP_KERNEL)) {
+		err = -ENOMEM;
+		goto err_rx;
+	}
 
 	partlink_stop(netdev);
+	pl->tx_ring_size = tx;
+	pl->rx_ring_size = rx;
+	partlink_tx_take(&pl->tx, &new_tx);
+	partlink_rx_take(&pl->rx, &new_rx);
 	err = partlink_open(netdev);
 	if (!err)
 		return 0;
@@ -604,6 +643,12 @@ int partlink_set_ring_sizes(struct partlink_dev *pl, u32 tx, u32 rx)
 	if (partlink_open(netdev))
 		netdev_err(netdev, "cannot reopen after a ring change: %d\n",
 			   err);
+	return err;
+
+err_rx:
+	partlink_rx_free(pl, &new_rx);
+err_tx:
+	partlink_tx_free(pl, &new_tx);
 	return err;
 }
 

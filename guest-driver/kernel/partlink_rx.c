@@ -27,11 +27,10 @@ struct partlink_rx_entry {
 	u16 status;
 };
 
-int partlink_rx_alloc(struct partlink_dev *pl)
+/* Allocate an RX ring of @size entries into @rx, no buffers posted yet. */
+int partlink_rx_alloc(struct partlink_dev *pl, struct partlink_rx_ring *rx,
+		      u32 size)
 {
-	struct partlink_rx_ring *rx = &pl->rx;
-	u32 size = pl->rx_ring_size;
-
 	/* A maximal frame fits in the entries one packet may occupy. */
 	BUILD_BUG_ON(PARTLINK_RX_MAX_ENTRIES > PARTLINK_MAX_SEGS);
 	BUILD_BUG_ON(PARTLINK_RX_MAX_ENTRIES * PARTLINK_RX_BUF_LEN <
@@ -55,10 +54,9 @@ int partlink_rx_alloc(struct partlink_dev *pl)
 	return 0;
 }
 
-/* Free the RX ring and its pages; the device must be reset. */
-void partlink_rx_free(struct partlink_dev *pl)
+/* Free an RX ring and its pages; the device must not use it. */
+void partlink_rx_free(struct partlink_dev *pl, struct partlink_rx_ring *rx)
 {
-	struct partlink_rx_ring *rx = &pl->rx;
 	u32 i;
 
 	if (!rx->desc)
@@ -80,14 +78,29 @@ void partlink_rx_free(struct partlink_dev *pl)
 	rx->bufs = NULL;
 }
 
-/*
- * Post a buffer in every empty entry, in ring order.  A slot whose page
- * was kept (the packet in it was dropped) is posted again as it is.
- * Returns false if a page could not be had; the refill work retries.
- */
-bool partlink_rx_refill(struct partlink_dev *pl, gfp_t gfp)
+/* Hand the ring memory of @src over to @dst; @dst keeps its counters. */
+void partlink_rx_take(struct partlink_rx_ring *dst,
+		      struct partlink_rx_ring *src)
 {
-	struct partlink_rx_ring *rx = &pl->rx;
+	dst->desc = src->desc;
+	dst->desc_dma = src->desc_dma;
+	dst->bufs = src->bufs;
+	dst->size = src->size;
+	dst->next = src->next;
+	dst->fill = src->fill;
+	dst->discard = src->discard;
+	src->desc = NULL;
+	src->bufs = NULL;
+}
+
+/*
+ * Post a buffer in every empty entry of @rx, in ring order.  A slot whose
+ * page was kept (a dropped or copied packet) is posted again as it is.
+ * Returns false if a page could not be had.
+ */
+bool partlink_rx_fill(struct partlink_dev *pl, struct partlink_rx_ring *rx,
+		      gfp_t gfp)
+{
 	struct device *dev = &pl->pdev->dev;
 
 	while (rx->fill - rx->next < rx->size) {
@@ -129,8 +142,14 @@ bool partlink_rx_refill(struct partlink_dev *pl, gfp_t gfp)
 	return true;
 
 fail:
-	partlink_rx_stat(rx, PARTLINK_RXS_ALLOC_FAILED, 1);
+	partlink_rx_stat(&pl->rx, PARTLINK_RXS_ALLOC_FAILED, 1);
 	return false;
+}
+
+/* Refill the live ring; on failure the refill work retries. */
+bool partlink_rx_refill(struct partlink_dev *pl, gfp_t gfp)
+{
+	return partlink_rx_fill(pl, &pl->rx, gfp);
 }
 
 static void partlink_refill_schedule(struct partlink_dev *pl,

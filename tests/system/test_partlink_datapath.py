@@ -195,7 +195,8 @@ def test_a_flood_takes_few_doorbells_and_interrupts(cluster3):
     # The driver's own view: doorbells it rang against batches it did not.
     rung = drv_after["drv_tx_kicks"] - drv_before["drv_tx_kicks"]
     saved = drv_after["drv_tx_kicks_saved"] - drv_before["drv_tx_kicks_saved"]
-    assert rung == sender["tx_kicks"], (rung, sender)
+    # The two views are read a moment apart: a stray packet (ARP) may fall between.
+    assert abs(rung - sender["tx_kicks"]) <= 5, (rung, sender)
     assert saved > rung, (saved, rung)
 
 
@@ -245,3 +246,55 @@ def test_a_stopped_receiver_freezes_nobody(cluster3):
             p.wait(timeout=120)
     guest_ping(cluster3, "vm1", ip_of("vm3"))
     guest_ping(cluster3, "vm3", ip_of("vm2"))
+
+
+def test_ring_resize_and_mtu_change_under_traffic(cluster3):
+    """ethtool -G and MTU changes on the receiver while iperf3 runs: TCP
+    rides over the pause, the new rings are in place, nothing is lost."""
+    transfer = subprocess.Popen(
+        [str(PARTLINK), "--run-dir", str(cluster3.run_dir), "ssh", "vm1", "--",
+         f"iperf3 -c {ip_of('vm2')} -t 8 -J"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)
+        cluster3.ssh("vm2", "ethtool -G pl0 rx 512 tx 128 && sleep 1 && "
+                            "ip link set pl0 mtu 9000 && sleep 1 && "
+                            "ip link set pl0 mtu 1500 && ethtool -G pl0 rx 1024 tx 256")
+        out, err = transfer.communicate(timeout=120)
+    finally:
+        if transfer.poll() is None:
+            transfer.kill()
+    assert transfer.returncode == 0, err
+    assert json.loads(out)["end"]["sum_received"]["bytes"] > 1 << 20
+    rings = cluster3.ssh("vm2", "ethtool -g pl0").stdout
+    current = rings.split("Current hardware settings:")[1]
+    assert "RX:\t\t1024" in current and "TX:\t\t256" in current, rings
+    guest_ping(cluster3, "vm1", ip_of("vm2"))
+    cluster3.ssh("vm2", "ethtool -G pl0 rx 2048 tx 256")
+
+
+def test_64mib_each_way_with_three_partitions_at_once(cluster3):
+    """vm1 -> vm2, vm2 -> vm3 and vm3 -> vm1 at the same time, each 64 MiB
+    over ssh: every partition sends and receives, every file arrives whole."""
+    pairs = [("vm1", "vm2"), ("vm2", "vm3"), ("vm3", "vm1")]
+    sums = {}
+    for src, _ in pairs:
+        cluster3.ssh(src, "dd if=/dev/urandom of=/tmp/out bs=1M count=64 2>/dev/null")
+        sums[src] = cluster3.ssh(src, "sha256sum < /tmp/out").stdout.split()[0]
+    procs = [subprocess.Popen(
+        [str(PARTLINK), "--run-dir", str(cluster3.run_dir), "ssh", src, "--",
+         f"{DBCLIENT} root@{ip_of(dst)} 'cat > /tmp/in' < /tmp/out"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for src, dst in pairs]
+    try:
+        for p in procs:
+            _, err = p.communicate(timeout=900)
+            assert p.returncode == 0, err
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for src, dst in pairs:
+        got = cluster3.ssh(dst, "sha256sum < /tmp/in").stdout.split()[0]
+        assert got == sums[src], f"{src} -> {dst}: the file changed on the way"
+    for vm in ("vm1", "vm2", "vm3"):
+        cluster3.ssh(vm, "rm -f /tmp/in /tmp/out")
