@@ -567,6 +567,7 @@ static const Property partlink_properties[] = {
     DEFINE_PROP_STRING("name", PartlinkState, name),
     DEFINE_PROP_CHR("chardev", PartlinkState, chr),
     DEFINE_PROP_UINT32("tx-linger-us", PartlinkState, tx_linger_us, 50),
+    DEFINE_PROP_UINT32("tx-irq-gap-us", PartlinkState, tx_irq_gap_us, 100),
 };
 
 static void partlink_class_init(ObjectClass *klass, void *data)

@@ -548,6 +548,32 @@ static bool partlink_need_event(uint32_t event, uint32_t new, uint32_t old)
 }
 
 /*
+ * Interrupt the driver for what we handed back since the last time, if
+ * it asked for it (tx_event) and armed the vector.  When the thread goes
+ * idle, and after a round that drained the ring if the last interrupt
+ * is tx-irq-gap-us old: the driver reclaims from start_xmit too, so a
+ * flood needs few of these, but a TCP sender held back by its small
+ * queues (TSQ) waits for them.
+ */
+static void partlink_tx_interrupt(PartlinkState *s)
+{
+    uint32_t event;
+
+    if (s->tx_irq_pos == s->tx_pos) {
+        return;
+    }
+    /* The entries handed back before the driver's event index is read. */
+    smp_mb();
+    event = le32_to_cpu(qatomic_read(&s->notify->tx_event));
+    if (partlink_need_event(event, s->tx_pos, s->tx_irq_pos) &&
+        qatomic_xchg(&s->notify->irq_armed, 0)) {
+        event_notifier_set(&s->doorbell);
+        s->tx_irq_time = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+    }
+    s->tx_irq_pos = s->tx_pos;
+}
+
+/*
  * One round: up to a budget of entries and bytes.  Returns true if the
  * ring has more for the next round.
  */
@@ -591,31 +617,12 @@ static bool partlink_tx_round(PartlinkState *s, bool *worked)
     partlink_notify_peers(s);
     qatomic_store_release(&s->notify->tx_done, cpu_to_le32(s->tx_pos));
     more = partlink_tx_pending(s);
+    if (!more && qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - s->tx_irq_time >=
+        (int64_t)s->tx_irq_gap_us * SCALE_US) {
+        partlink_tx_interrupt(s);
+    }
     trace_partlink_tx_round(s->port_id, s->tx_pos - old, more);
     return more;
-}
-
-/*
- * Going idle: interrupt the driver for what we handed back since the
- * last time, if it asked for it (tx_event) and armed the vector.  Not
- * per round: in a flood the driver reclaims from start_xmit and the
- * thread seldom goes idle, so a flood costs no TX interrupt per packet.
- */
-static void partlink_tx_interrupt(PartlinkState *s)
-{
-    uint32_t event;
-
-    if (s->tx_irq_pos == s->tx_pos) {
-        return;
-    }
-    /* The entries handed back before the driver's event index is read. */
-    smp_mb();
-    event = le32_to_cpu(qatomic_read(&s->notify->tx_event));
-    if (partlink_need_event(event, s->tx_pos, s->tx_irq_pos) &&
-        qatomic_xchg(&s->notify->irq_armed, 0)) {
-        event_notifier_set(&s->doorbell);
-    }
-    s->tx_irq_pos = s->tx_pos;
 }
 
 /*

@@ -119,6 +119,8 @@ struct PartlinkState {
     bool tx_thread_running;
     bool tx_stop;
     uint32_t tx_linger_us;      /* property: poll this long before sleeping */
+    uint32_t tx_irq_gap_us;     /* property: TX interrupts this far apart */
+    int64_t tx_irq_time;        /* of the last TX interrupt */
 
     /*
      * Counters live in this port's slot of the fabric segment, where
