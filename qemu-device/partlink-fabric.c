@@ -147,6 +147,7 @@ void partlink_fabric_publish_rx(PartlinkState *s)
         return;
     }
     port->rx_ready = 0;
+    port->notify_gpa = 0;
     if (ready) {
         if (!s->rx_published) {
             port->rx_head = 0;
@@ -159,7 +160,7 @@ void partlink_fabric_publish_rx(PartlinkState *s)
         port->rx_ring_gpa = s->rx_ring_gpa;
         port->rx_ring_size = s->rx_ring_size;
         port->rx_features = s->drv_features;
-        qatomic_set(&port->notify_gpa, s->notify_gpa);
+        port->notify_gpa = s->notify_gpa;
         port->rx_ready = 1;
     }
     partlink_port_unlock(port);
@@ -174,6 +175,7 @@ static void partlink_fabric_leave(PartlinkState *s)
     if (s->registered && port && partlink_port_lock(port, false)) {
         if (partlink_slot_is_ours(s, port)) {
             port->rx_ready = 0;
+            port->notify_gpa = 0;
             s->rx_head = port->rx_head;
             s->rx_head_saved = true;
         }
@@ -249,16 +251,85 @@ static void partlink_close_fds(int *fds, unsigned n)
     }
 }
 
-/* Take the first n fds that arrived; false if fewer did. */
+/*
+ * File descriptors belong to the message they came with: the kernel
+ * hands them over with the read that ends in that message's first bytes,
+ * so they belong to the last message that starts in that read.  Bound
+ * this way, a message that carries fds it should not, or lacks some,
+ * cannot shift fds onto the messages after it.
+ */
+static uint64_t partlink_last_msg_start(PartlinkState *s, uint64_t end)
+{
+    size_t cur = 0;
+
+    while (cur + sizeof(struct partlink_msg) <= s->msg_len) {
+        struct partlink_msg hdr;
+        size_t next;
+
+        memcpy(&hdr, s->msg + cur, sizeof(hdr));
+        next = cur + sizeof(hdr) + MIN(hdr.len, PARTLINK_MSG_MAX_LEN);
+        if (s->msg_pos + next >= end) {
+            break;
+        }
+        cur = next;
+    }
+    return s->msg_pos + cur;
+}
+
+static void partlink_keep_fds(PartlinkState *s, const int *fds, unsigned nr,
+                              uint64_t msg)
+{
+    unsigned i;
+
+    for (i = 0; i < nr; i++) {
+        if (s->nr_pending_fds == ARRAY_SIZE(s->pending_fds)) {
+            close(fds[i]);
+            continue;
+        }
+        s->pending_fds[s->nr_pending_fds++] = (PartlinkPendingFd) {
+            .fd = fds[i], .msg = msg,
+        };
+    }
+}
+
+/* Close the fds of messages up to and including the one at @msg. */
+static void partlink_drop_fds(PartlinkState *s, uint64_t msg)
+{
+    unsigned i, kept = 0;
+
+    for (i = 0; i < s->nr_pending_fds; i++) {
+        if (s->pending_fds[i].msg <= msg) {
+            close(s->pending_fds[i].fd);
+        } else {
+            s->pending_fds[kept++] = s->pending_fds[i];
+        }
+    }
+    s->nr_pending_fds = kept;
+}
+
+/* Take the n fds of the message being handled; false if it has fewer. */
 static bool partlink_take_fds(PartlinkState *s, int *fds, unsigned n)
 {
-    if (s->nr_pending_fds < n) {
+    unsigned i, got = 0, kept = 0;
+
+    for (i = 0; i < s->nr_pending_fds; i++) {
+        if (s->pending_fds[i].msg == s->msg_pos && got < n) {
+            fds[got++] = s->pending_fds[i].fd;
+        } else {
+            s->pending_fds[kept++] = s->pending_fds[i];
+        }
+    }
+    if (got < n) {
+        /* Put them back: partlink_drop_fds() closes them with the rest. */
+        for (i = 0; i < got; i++) {
+            s->pending_fds[kept++] = (PartlinkPendingFd) {
+                .fd = fds[i], .msg = s->msg_pos,
+            };
+        }
+        s->nr_pending_fds = kept;
         return false;
     }
-    memcpy(fds, s->pending_fds, n * sizeof(int));
-    s->nr_pending_fds -= n;
-    memmove(s->pending_fds, s->pending_fds + n,
-            s->nr_pending_fds * sizeof(int));
+    s->nr_pending_fds = kept;
     return true;
 }
 
@@ -588,16 +659,12 @@ static void partlink_chr_read(void *opaque, const uint8_t *buf, int size)
     Error *err = NULL;
     bool ok;
 
-    if (nr > 0) {
-        unsigned room = ARRAY_SIZE(s->pending_fds) - s->nr_pending_fds;
-        unsigned keep = MIN((unsigned)nr, room);
-
-        memcpy(s->pending_fds + s->nr_pending_fds, fds, keep * sizeof(int));
-        s->nr_pending_fds += keep;
-        partlink_close_fds(fds + keep, nr - keep);
-    }
     memcpy(s->msg + s->msg_len, buf, size);
     s->msg_len += size;
+    if (nr > 0) {
+        partlink_keep_fds(s, fds, nr,
+                          partlink_last_msg_start(s, s->msg_pos + s->msg_len));
+    }
 
     while (s->msg_len >= sizeof(hdr)) {
         size_t total;
@@ -615,10 +682,13 @@ static void partlink_chr_read(void *opaque, const uint8_t *buf, int size)
             ok = partlink_on_message(s, hdr.type, s->msg + sizeof(hdr),
                                      hdr.len, &err);
         }
+        /* What the message did not take was not meant for any other. */
+        partlink_drop_fds(s, s->msg_pos);
         if (!ok) {
             break;
         }
         s->msg_len -= total;
+        s->msg_pos += total;
         memmove(s->msg, s->msg + total, s->msg_len);
     }
     if (err) {
@@ -639,8 +709,8 @@ static void partlink_chr_event(void *opaque, QEMUChrEvent event)
     case CHR_EVENT_CLOSED:
         /* The data path goes on without partlinkd; only drop half-read. */
         s->msg_len = 0;
-        partlink_close_fds(s->pending_fds, s->nr_pending_fds);
-        s->nr_pending_fds = 0;
+        s->msg_pos = 0;
+        partlink_drop_fds(s, UINT64_MAX);
         trace_partlink_fabric_closed(s->port_id);
         /* partlinkd forgets the request in flight: nobody will answer it. */
         partlink_mbox_disconnected(s);
@@ -730,8 +800,7 @@ void partlink_fabric_unrealize(PartlinkState *s)
     for (i = 0; i < PARTLINK_FABRIC_PORTS; i++) {
         partlink_drop_peer(s, i);
     }
-    partlink_close_fds(s->pending_fds, s->nr_pending_fds);
-    s->nr_pending_fds = 0;
+    partlink_drop_fds(s, UINT64_MAX);
     if (s->fabric) {
         partlink_fabric_leave(s);
     }

@@ -394,7 +394,9 @@ out:
 /*
  * The peers this round delivered to get one interrupt each, if their
  * driver armed one.  The address comes from the peer's slot and is
- * checked against the peer's RAM like any other address it gave.
+ * checked against the peer's RAM like any other address it gave; and
+ * under the peer's RX lock, with its ring still published: once its
+ * driver has reset the device, the notify area may be freed memory.
  */
 static void partlink_notify_peers(PartlinkState *s)
 {
@@ -403,7 +405,8 @@ static void partlink_notify_peers(PartlinkState *s)
     for (i = 0; i < PARTLINK_FABRIC_PORTS; i++) {
         PartlinkPeer *peer = &s->peers[i];
         struct partlink_fabric_port *port;
-        uint32_t *armed;
+        uint32_t *armed = NULL;
+        bool raise = false;
         uint64_t gpa;
 
         if (!peer->notify_due) {
@@ -411,15 +414,20 @@ static void partlink_notify_peers(PartlinkState *s)
         }
         peer->notify_due = false;
         port = partlink_fabric_port(s, i);
-        gpa = qatomic_read(&port->notify_gpa);
-        if (gpa % PARTLINK_RING_ALIGN) {
-            continue;
+        if (!partlink_port_lock(port, true)) {
+            continue;   /* stuck: its holder interrupts it after its copy */
         }
-        armed = partlink_ram_translate(&peer->ram,
-                                       gpa + PARTLINK_NOTIFY_IRQ_ARMED,
-                                       sizeof(*armed));
+        gpa = port->notify_gpa;
+        if (port->rx_ready && partlink_peer_valid(s, i) &&
+            !(gpa % PARTLINK_RING_ALIGN)) {
+            armed = partlink_ram_translate(&peer->ram,
+                                           gpa + PARTLINK_NOTIFY_IRQ_ARMED,
+                                           sizeof(*armed));
+        }
         /* The exchange orders the entries we handed back before it. */
-        if (armed && qatomic_xchg(armed, 0)) {
+        raise = armed && qatomic_xchg(armed, 0);
+        partlink_port_unlock(port);
+        if (raise) {
             uint64_t one = 1;
 
             if (write(peer->doorbell_fd, &one, sizeof(one)) < 0 &&

@@ -62,6 +62,12 @@ typedef struct PartlinkPeer {
     PartlinkMapping maps[PARTLINK_MAX_REGIONS];
 } PartlinkPeer;
 
+/* A file descriptor from partlinkd and the message it came with. */
+typedef struct PartlinkPendingFd {
+    int fd;
+    uint64_t msg;               /* stream offset of the message's start */
+} PartlinkPendingFd;
+
 /* The hypervisor mailbox: one request in flight to partlinkd. */
 typedef struct PartlinkMbox {
     uint32_t status;            /* PARTLINK_MBOX_IDLE, _BUSY or _DONE */
@@ -147,7 +153,8 @@ struct PartlinkState {
     unsigned nr_ram_fds;
     uint8_t msg[sizeof(struct partlink_msg) + PARTLINK_MSG_MAX_LEN];
     size_t msg_len;
-    int pending_fds[PARTLINK_MAX_FDS * 2];
+    uint64_t msg_pos;           /* stream offset of msg[0] */
+    PartlinkPendingFd pending_fds[PARTLINK_MAX_FDS * 2];
     unsigned nr_pending_fds;
     PartlinkPeer peers[PARTLINK_FABRIC_PORTS];
 };

@@ -30,7 +30,8 @@ class QtestError(RuntimeError):
 class Qtest:
     """One QEMU process under qtest control; use as a context manager."""
 
-    def __init__(self, *device_args, machine="q35", shared_ram=True, extra_args=()):
+    def __init__(self, *device_args, machine="q35", shared_ram=True, extra_args=(),
+                 ram_opts=""):
         if not QEMU.exists():
             raise FileNotFoundError(f"{QEMU} is missing: run 'make qemu'")
         self._tmp = tempfile.TemporaryDirectory(prefix="partlink-qtest-")
@@ -48,7 +49,7 @@ class Qtest:
                 "-d", "guest_errors", "-D", self.log_path]
         if shared_ram:
             # partlink-pci realizes only on RAM that peers can map.
-            argv += ["-object", "memory-backend-memfd,id=ram,size=64M,share=on",
+            argv += ["-object", f"memory-backend-memfd,id=ram,size=64M,share=on{ram_opts}",
                      "-machine", f"{machine},memory-backend=ram"]
         else:
             argv += ["-machine", machine]

@@ -23,6 +23,8 @@
 
 #define PARTLINK_DRV_NAME	"partlink"
 
+struct page_pool;
+
 /*
  * Ring sizes this driver programs by default; ethtool -G changes them.
  * RX entries are one page each and a 64 KiB TSO frame takes 18 of them:
@@ -41,6 +43,8 @@
 
 /* Ring entries one TX packet may need: the linear part and every frag. */
 #define PARTLINK_TX_MAX_ENTRIES	(MAX_SKB_FRAGS + 1)
+/* TCP may keep 2^-this seconds of a flow below it (8 ms; default 1 ms). */
+#define PARTLINK_TX_PACING_SHIFT	7
 /* Stop the TX queue when fewer entries than this are free. */
 #define PARTLINK_TX_STOP_THRESH	(MAX_SKB_FRAGS + 2)
 
@@ -118,7 +122,7 @@ struct partlink_tx_buf {
 
 /* A posted RX page; page is NULL while the slot is empty. */
 struct partlink_rx_buf {
-	struct page *page;
+	struct page *page;	/* from the ring's page_pool */
 	dma_addr_t dma;		/* of the data, at NET_SKB_PAD */
 };
 
@@ -153,6 +157,7 @@ struct partlink_rx_ring {
 	u32 next;		/* next entry to process */
 	u32 fill;		/* next entry to post */
 	bool discard;		/* dropping the rest of a too long chain */
+	struct page_pool *pool;	/* the pages, DMA-mapped once */
 	struct u64_stats_sync syncp;
 	u64_stats_t stats[PARTLINK_RXS_NR];
 };

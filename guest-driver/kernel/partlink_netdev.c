@@ -11,14 +11,14 @@
  * At the end of a batch (xmit_more) the driver rings TX_KICK only if the
  * notify area says the thread sleeps; while it works no doorbell is
  * needed.  Handed-back entries are reclaimed by the next start_xmit and
- * by the NAPI poll; the device raises the DATA vector for them only when
- * it goes idle with entries handed back, so a flood costs no interrupt
- * per packet.
+ * by the NAPI poll; the driver asks for a TX interrupt (tx_event) at the
+ * end of a batch, which the device raises at most every tx-irq-gap-us.
  */
 
 #include <linux/interrupt.h>
 #include <linux/if_vlan.h>
 #include <linux/virtio_net.h>
+#include <net/sock.h>
 
 #include "partlink.h"
 
@@ -134,6 +134,7 @@ static void partlink_tx_notify(struct partlink_dev *pl, bool force)
 	struct partlink_tx_ring *tx = &pl->tx;
 
 	tx->unkicked = 0;
+	/* An interrupt once the device has handed all of it back. */
 	WRITE_ONCE(pl->notify->tx_event, cpu_to_le32(tx->next - 1));
 	/* The entries are owned before we read whether the device sleeps. */
 	virt_mb();
@@ -348,6 +349,14 @@ static netdev_tx_t partlink_start_xmit(struct sk_buff *skb,
 		goto drop;
 	if (partlink_tx_map(pl, skb))
 		goto drop;
+	/*
+	 * TCP's small queues keep about 2^-sk_pacing_shift s of a flow's data
+	 * (1 ms) below it, until TX completions free it.  Our completions
+	 * come back through an interrupt, which under emulation takes far
+	 * longer than the copy: allow 8 ms, as mac80211 does for the same
+	 * reason.  Sockets keep their send buffer accounting.
+	 */
+	sk_pacing_shift_update(skb->sk, PARTLINK_TX_PACING_SHIFT);
 
 	kick = __netdev_tx_sent_queue(txq, len, more) ||
 	       partlink_tx_avail(tx) < PARTLINK_TX_STOP_THRESH;

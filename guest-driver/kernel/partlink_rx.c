@@ -6,7 +6,8 @@
  * packet straight into them: one or more consecutive entries, MORE set on
  * all but the last, each entry's len the bytes in it, the offload
  * metadata (the values of struct virtio_net_hdr) in the first.  The first
- * page becomes the skb head (napi_build_skb()), the others its frags; a
+ * page becomes the skb head (napi_build_skb()), the others its frags; the
+ * pages come from a page_pool and go back to it when the skb is freed; a
  * frame of at most PARTLINK_RX_COPYBREAK bytes is copied instead and its
  * page posted again.
  *
@@ -17,6 +18,7 @@
 
 #include <linux/interrupt.h>
 #include <linux/virtio_net.h>
+#include <net/page_pool.h>
 
 #include "partlink.h"
 
@@ -37,21 +39,44 @@ int partlink_rx_alloc(struct partlink_dev *pl, struct partlink_rx_ring *rx,
 		     PARTLINK_MAX_PACKET);
 	BUILD_BUG_ON(PARTLINK_RX_BUF_LEN < PARTLINK_RX_BUF_MIN);
 
+	struct page_pool_params pp = {
+		/* The pool maps each page once and syncs what the device used. */
+		.flags = PP_FLAG_DMA_MAP | PP_FLAG_DMA_SYNC_DEV,
+		.pool_size = size,
+		.nid = dev_to_node(&pl->pdev->dev),
+		.dev = &pl->pdev->dev,
+		.dma_dir = DMA_FROM_DEVICE,
+		.offset = NET_SKB_PAD,
+		.max_len = PARTLINK_RX_BUF_LEN,
+	};
+
+	rx->pool = page_pool_create(&pp);
+	if (IS_ERR(rx->pool)) {
+		int err = PTR_ERR(rx->pool);
+
+		rx->pool = NULL;
+		return err;
+	}
 	rx->bufs = kcalloc(size, sizeof(*rx->bufs), GFP_KERNEL);
 	if (!rx->bufs)
-		return -ENOMEM;
+		goto err_pool;
 	rx->desc = dma_alloc_coherent(&pl->pdev->dev, size * sizeof(*rx->desc),
 				      &rx->desc_dma, GFP_KERNEL);
 	if (!rx->desc) {
 		kfree(rx->bufs);
 		rx->bufs = NULL;
-		return -ENOMEM;
+		goto err_pool;
 	}
 	rx->size = size;
 	rx->next = 0;
 	rx->fill = 0;
 	rx->discard = false;
 	return 0;
+
+err_pool:
+	page_pool_destroy(rx->pool);
+	rx->pool = NULL;
+	return -ENOMEM;
 }
 
 /* Free an RX ring and its pages; the device must not use it. */
@@ -66,9 +91,7 @@ void partlink_rx_free(struct partlink_dev *pl, struct partlink_rx_ring *rx)
 
 		if (!buf->page)
 			continue;
-		dma_unmap_page(&pl->pdev->dev, buf->dma, PARTLINK_RX_BUF_LEN,
-			       DMA_FROM_DEVICE);
-		put_page(buf->page);
+		page_pool_put_full_page(rx->pool, buf->page, false);
 		buf->page = NULL;
 	}
 	dma_free_coherent(&pl->pdev->dev, rx->size * sizeof(*rx->desc),
@@ -76,6 +99,9 @@ void partlink_rx_free(struct partlink_dev *pl, struct partlink_rx_ring *rx)
 	rx->desc = NULL;
 	kfree(rx->bufs);
 	rx->bufs = NULL;
+	/* Pages still in skbs come back to the pool later; it waits for them. */
+	page_pool_destroy(rx->pool);
+	rx->pool = NULL;
 }
 
 /* Hand the ring memory of @src over to @dst; @dst keeps its counters. */
@@ -89,8 +115,10 @@ void partlink_rx_take(struct partlink_rx_ring *dst,
 	dst->next = src->next;
 	dst->fill = src->fill;
 	dst->discard = src->discard;
+	dst->pool = src->pool;
 	src->desc = NULL;
 	src->bufs = NULL;
+	src->pool = NULL;
 }
 
 /*
@@ -101,27 +129,20 @@ void partlink_rx_take(struct partlink_rx_ring *dst,
 bool partlink_rx_fill(struct partlink_dev *pl, struct partlink_rx_ring *rx,
 		      gfp_t gfp)
 {
-	struct device *dev = &pl->pdev->dev;
-
 	while (rx->fill - rx->next < rx->size) {
 		u32 idx = rx->fill & (rx->size - 1);
 		struct partlink_rx_buf *buf = &rx->bufs[idx];
 		struct partlink_desc *desc = &rx->desc[idx];
 
 		if (!buf->page) {
-			struct page *page = __dev_alloc_page(gfp);
-			dma_addr_t dma;
+			struct page *page;
 
+			page = page_pool_alloc_pages(rx->pool,
+						     gfp | __GFP_NOWARN);
 			if (!page)
 				goto fail;
-			dma = dma_map_page(dev, page, NET_SKB_PAD,
-					   PARTLINK_RX_BUF_LEN, DMA_FROM_DEVICE);
-			if (dma_mapping_error(dev, dma)) {
-				__free_page(page);
-				goto fail;
-			}
 			buf->page = page;
-			buf->dma = dma;
+			buf->dma = page_pool_get_dma_addr(page) + NET_SKB_PAD;
 		}
 
 		desc->addr = cpu_to_le64(buf->dma);
@@ -280,10 +301,12 @@ static struct sk_buff *partlink_rx_build(struct partlink_dev *pl,
 	if (unlikely(!skb))
 		return NULL;
 
+	/* Freed, the skb's pages go back to the pool, still mapped. */
+	skb_mark_for_recycle(skb);
 	for (i = 0; i < n; i++) {
 		buf = &rx->bufs[(rx->next + i) & mask];
-		dma_unmap_page(dev, buf->dma, PARTLINK_RX_BUF_LEN,
-			       DMA_FROM_DEVICE);
+		dma_sync_single_for_cpu(dev, buf->dma, e[i].len,
+					DMA_FROM_DEVICE);
 		if (i == 0) {
 			skb_reserve(skb, NET_SKB_PAD);
 			skb_put(skb, e[0].len);
@@ -376,9 +399,7 @@ static void partlink_rx_drop(struct partlink_dev *pl, unsigned int n,
 			struct partlink_rx_buf *buf;
 
 			buf = &rx->bufs[(rx->next + i) & (rx->size - 1)];
-			dma_unmap_page(&pl->pdev->dev, buf->dma,
-				       PARTLINK_RX_BUF_LEN, DMA_FROM_DEVICE);
-			put_page(buf->page);
+			page_pool_put_full_page(rx->pool, buf->page, false);
 			buf->page = NULL;
 		}
 	}

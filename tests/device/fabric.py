@@ -78,12 +78,13 @@ class Fabric:
         path = self.dir / "partlinkd.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def adapter(self, port, name=None, props=""):
+    def adapter(self, port, name=None, props="", ram_opts=""):
         """Boot a qtest QEMU whose partlink-pci joins the fabric; props:
-        more device properties, e.g. ",tx-linger-us=1000"."""
+        more device properties, e.g. ",tx-linger-us=1000"; ram_opts: more
+        options of its memory backend, e.g. ",seal=off"."""
         name = name or f"vm{port}"
         q = Qtest(f"partlink-pci,mac={mac_of(port)},port={port},name={name},"
-                  f"chardev=fabric{props}",
+                  f"chardev=fabric{props}", ram_opts=ram_opts,
                   extra_args=["-chardev", f"socket,id=fabric,path={self.socket},"
                               "reconnect-ms=100"])
         self.qemus.append(q)

@@ -242,3 +242,38 @@ def test_a_packet_larger_than_the_ring_never_claims_an_entry_twice(fabric):
     small = frame(mac_of(2), mac_of(1), b"z" * 200)
     assert a.send(small, buf=TX_BUFS + 0x10000) == ST["OK"]
     assert b.receive()[0] == small
+
+
+def test_a_peer_whose_ram_could_shrink_is_not_mapped(fabric):
+    """vm2's RAM is a memfd without seals: it could truncate it under its
+    peers' copies.  vm1 refuses to map it, says why, and stays up."""
+    a = fabric.adapter(1)
+    b = fabric.adapter(2, ram_opts=",seal=off")
+    a.start()
+    b.start()
+    c = fabric.adapter(3)
+    c.start()
+    wait_link(c, 1)          # c maps a; b it refuses
+    wait_link(a, 1)
+    out = open(a.q.out_path).read()
+    assert "cannot reach peer port 2" in out and "sealed" in out, out
+    assert a.send(frame(mac_of(2), mac_of(1), b"x" * 100)) == ST["NO_ROUTE"]
+    data = frame(mac_of(3), mac_of(1), b"y" * 100)
+    assert a.send(data, buf=TX_BUFS + 4096) == ST["OK"]
+    assert c.receive()[0] == data
+
+
+def test_a_receiver_killed_mid_batch_costs_the_sender_nothing(fabric):
+    a, b = fabric.adapter(1), fabric.adapter(2)
+    a.start()
+    b.start(rx_size=1024)
+    wait_link(a, 1)
+    slots = queue_packets(a, a.ring_size)
+    a.writel("TX_KICK", 1)
+    b.q.proc.kill()
+    statuses = [a.tx_status(s) for s in slots]
+    assert set(statuses) <= {ST["OK"], ST["NO_ROUTE"]}, statuses
+    wait_link(a, 0)
+    assert a.q.alive()
+    assert a.send(frame(mac_of(2), mac_of(1), b"x" * 100),
+                  buf=TX_BUFS + 4096) in (ST["NO_ROUTE"], ST["LINK_DOWN"])
