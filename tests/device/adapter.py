@@ -31,6 +31,9 @@ RING_SIZE = 16
 
 DESC = struct.Struct("<QIHHHHHBBII")
 OWN = ABI["PARTLINK_DESC_OWN"]
+# Descriptor status by name: ST["OK"], ST["NO_BUFFER"], ...
+ST = {name[len("PARTLINK_ST_"):]: val for name, val in ABI.items()
+      if name.startswith("PARTLINK_ST_")}
 MORE = ABI["PARTLINK_DESC_MORE"]
 COUNTERS = ["tx_packets", "tx_bytes", "rx_packets", "rx_bytes", "copies",
             "bytes_copied", "rx_no_buffer", "tx_no_buffer", "bad_descriptors",

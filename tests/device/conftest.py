@@ -8,6 +8,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from procs import qemu_pids  # noqa: E402
+from fabric import Fabric  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -19,3 +20,10 @@ def no_qemu_left_behind():
     for pid in leaked:
         os.kill(pid, signal.SIGKILL)
     assert not leaked, f"QEMU processes left running: {sorted(leaked)}"
+
+
+@pytest.fixture
+def fabric():
+    """A real partlinkd and the qtest QEMUs a test attaches to it."""
+    with Fabric() as f:
+        yield f

@@ -15,20 +15,12 @@ import time
 import pytest
 
 from abi import ABI
-from adapter import (MORE, OWN, RX_BUF_SIZE, RX_BUFS, RX_RING, TX_BUFS,
+from adapter import (MORE, OWN, ST, RX_BUF_SIZE, RX_BUFS, RX_RING, TX_BUFS,
                      TX_RING, desc, frame)
 from fabric import Fabric, mac_of, wait_link
 
-ST = {name[len("PARTLINK_ST_"):]: val for name, val in ABI.items()
-      if name.startswith("PARTLINK_ST_")}
 RAM_SIZE = 64 << 20
 PATTERN = 0xA5
-
-
-@pytest.fixture
-def fabric():
-    with Fabric() as f:
-        yield f
 
 
 @pytest.fixture

@@ -13,12 +13,10 @@ import time
 import pytest
 
 from abi import ABI
-from adapter import (NOTIFY, OWN, PCI_COMMAND, RX_BUF_SIZE, RX_BUFS, RX_RING,
-                     TX_BUFS, TX_RING, desc, frame)
+from adapter import (NOTIFY, OWN, PCI_COMMAND, RX_BUFS, RX_RING, ST, TX_BUFS,
+                     TX_RING, desc, frame)
 from fabric import Fabric, mac_of, wait_link
 
-ST = {name[len("PARTLINK_ST_"):]: val for name, val in ABI.items()
-      if name.startswith("PARTLINK_ST_")}
 PCI_COMMAND_MEMORY = 0x2
 PCI_COMMAND_MASTER = 0x4
 
@@ -28,12 +26,6 @@ def wait_for(what, predicate, timeout=5):
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.005)
-
-
-@pytest.fixture
-def fabric():
-    with Fabric() as f:
-        yield f
 
 
 @pytest.fixture
