@@ -806,6 +806,8 @@ void partlink_fabric_unrealize(PartlinkState *s)
     }
     event_notifier_set_handler(&s->doorbell, NULL);
     event_notifier_cleanup(&s->doorbell);
-    qemu_bh_delete(s->peer_check);
-    s->peer_check = NULL;
+    if (s->peer_check) {
+        qemu_bh_delete(s->peer_check);
+        s->peer_check = NULL;
+    }
 }
