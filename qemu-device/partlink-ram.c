@@ -13,6 +13,7 @@
 
 #include "qemu/osdep.h"
 #include "exec/ramblock.h"
+#include "hw/boards.h"
 #include "qapi/error.h"
 #include "qemu/madvise.h"
 #include "qemu/rcu.h"
@@ -39,6 +40,7 @@ void *partlink_ram_translate(const PartlinkRamLayout *layout, uint64_t gpa,
 }
 
 typedef struct PartlinkLayoutWalk {
+    const RAMBlock *guest_ram;  /* the machine's RAM backend */
     PartlinkRamLayout *layout;
     int *fds;
     unsigned nr_fds;
@@ -76,8 +78,13 @@ static bool partlink_layout_range(Int128 start, Int128 len,
     uint32_t idx;
     int fd;
 
+    /*
+     * Only the machine's RAM: other shared memory mapped into the guest
+     * (an ivshmem BAR, nvdimm, virtio-pmem) is no place for packets and
+     * must not be handed to peers.
+     */
     if (!memory_region_is_ram(mr) || memory_region_is_rom(mr) ||
-        mr->readonly || !mr->ram_block) {
+        mr->readonly || !mr->ram_block || mr->ram_block != w->guest_ram) {
         return false;
     }
     fd = memory_region_get_fd(mr);
@@ -121,7 +128,12 @@ static bool partlink_layout_range(Int128 start, Int128 len,
 bool partlink_ram_layout_own(PartlinkRamLayout *layout, int *fds,
                              unsigned *nr_fds, Error **errp)
 {
-    PartlinkLayoutWalk w = { .layout = layout, .fds = fds };
+    MachineState *ms = MACHINE(qdev_get_machine());
+    PartlinkLayoutWalk w = {
+        .guest_ram = ms->ram ? ms->ram->ram_block : NULL,
+        .layout = layout,
+        .fds = fds,
+    };
 
     memset(layout, 0, sizeof(*layout));
     WITH_RCU_READ_LOCK_GUARD() {

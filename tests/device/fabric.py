@@ -78,15 +78,16 @@ class Fabric:
         path = self.dir / "partlinkd.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def adapter(self, port, name=None, props="", ram_opts=""):
+    def adapter(self, port, name=None, props="", ram_opts="", extra_args=()):
         """Boot a qtest QEMU whose partlink-pci joins the fabric; props:
         more device properties, e.g. ",tx-linger-us=1000"; ram_opts: more
-        options of its memory backend, e.g. ",seal=off"."""
+        options of its memory backend, e.g. ",seal=off"; extra_args: more
+        QEMU arguments."""
         name = name or f"vm{port}"
         q = Qtest(f"partlink-pci,mac={mac_of(port)},port={port},name={name},"
                   f"chardev=fabric{props}", ram_opts=ram_opts,
                   extra_args=["-chardev", f"socket,id=fabric,path={self.socket},"
-                              "reconnect-ms=100"])
+                              "reconnect-ms=100", *extra_args])
         self.qemus.append(q)
         return Adapter(q, mac_of(port))
 

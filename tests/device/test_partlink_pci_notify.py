@@ -269,3 +269,29 @@ def test_a_receiver_killed_mid_batch_costs_the_sender_nothing(fabric):
     assert a.q.alive()
     assert a.send(frame(mac_of(2), mac_of(1), b"x" * 100),
                   buf=TX_BUFS + 4096) in (ST["NO_ROUTE"], ST["LINK_DOWN"])
+
+
+DIMM = 0x100000000  # q35's device memory starts at 4 GiB with 64 MiB of RAM
+
+
+def test_only_guest_ram_is_published(fabric):
+    """A shared memory DIMM (any shared memory mapped into the guest, as an
+    ivshmem BAR or nvdimm) is not RAM the device hands to its peers: a
+    buffer there is BAD_ADDR, as any address outside RAM."""
+    a = fabric.adapter(1, extra_args=[
+        "-m", "64M,slots=1,maxmem=256M",
+        "-object", "memory-backend-memfd,id=dimm0,size=64M,share=on",
+        "-device", "pc-dimm,memdev=dimm0"])
+    b = fabric.adapter(2)
+    a.start()
+    b.start()
+    wait_link(a, 1)
+    data = frame(mac_of(2), mac_of(1), b"x" * 100)
+    assert a.q.memread(DIMM, 4) == bytes(4), "the DIMM is not where the test expects"
+    a.q.memwrite(DIMM, data)
+    (slot,) = a.queue(desc(DIMM, len(data), OWN))
+    a.writel("TX_KICK", 1)
+    assert a.tx_status(slot) == ST["BAD_ADDR"]
+    assert b.receive() is None
+    assert a.send(data) == ST["OK"]
+    assert b.receive()[0] == data
