@@ -26,6 +26,7 @@
 QEMU_BUILD_BUG_ON(sizeof(pthread_mutex_t) > PARTLINK_LOCK_SIZE);
 
 #define PARTLINK_LOCK_WAIT_NS (2 * SCALE_MS)
+#define PARTLINK_RX_SYNC_RETRY_MS 2
 
 struct partlink_fabric_port *partlink_fabric_port(PartlinkState *s,
                                                   uint32_t port)
@@ -61,6 +62,20 @@ bool partlink_port_lock(struct partlink_fabric_port *port, bool sender)
     } else if (ret == EBUSY) {
         ret = pthread_mutex_lock(m);
     }
+
+    if (ret == EOWNERDEAD) {
+        trace_partlink_lock_recovered(port->name);
+        pthread_mutex_consistent(m);
+        return true;
+    }
+    return ret == 0;
+}
+
+/* Take the lock only if it is free (or its holder died). */
+bool partlink_port_trylock(struct partlink_fabric_port *port)
+{
+    pthread_mutex_t *m = (pthread_mutex_t *)port->rx_lock;
+    int ret = pthread_mutex_trylock(m);
 
     if (ret == EOWNERDEAD) {
         trace_partlink_lock_recovered(port->name);
@@ -129,16 +144,70 @@ bool partlink_fabric_owns_slot(PartlinkState *s)
  * only for a ring senders have not filled yet; republishing the same
  * ring (a new epoch, a new fabric) keeps the driver's position.
  */
+static bool partlink_rx_ready(PartlinkState *s)
+{
+    return (s->status & PARTLINK_STATUS_DRIVER_OK) && s->bus_master;
+}
+
+/* STATUS's RESETTING: the driver may not free its buffers yet. */
+bool partlink_fabric_rx_resetting(PartlinkState *s)
+{
+    return s->rx_sync_pending && !partlink_rx_ready(s);
+}
+
+/*
+ * With our lock held by a sender stopped in the middle of a copy (SIGSTOP,
+ * a debugger), do not wait for it here, under the BQL: close the ring to
+ * new senders at once (they check rx_ready under the lock), and finish
+ * from a timer once the holder lets go or dies.
+ */
+static bool partlink_rx_sync_lock(PartlinkState *s,
+                                  struct partlink_fabric_port *port,
+                                  bool retry)
+{
+    if (retry ? partlink_port_trylock(port) : partlink_port_lock(port, true)) {
+        s->rx_sync_pending = false;
+        timer_del(s->rx_sync_timer);
+        return true;
+    }
+    qatomic_set(&port->rx_ready, 0);
+    qatomic_set(&port->notify_gpa, 0);
+    if (!s->rx_sync_pending) {
+        trace_partlink_rx_sync_pending(s->port_id);
+    }
+    s->rx_sync_pending = true;
+    timer_mod(s->rx_sync_timer,
+              qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + PARTLINK_RX_SYNC_RETRY_MS);
+    return false;
+}
+
+static void partlink_rx_sync(PartlinkState *s, bool retry);
+
+static void partlink_rx_sync_retry(void *opaque)
+{
+    PartlinkState *s = opaque;
+
+    WITH_QEMU_LOCK_GUARD(&s->tx_lock) {
+        partlink_rx_sync(s, true);
+    }
+}
+
 void partlink_fabric_publish_rx(PartlinkState *s)
 {
+    partlink_rx_sync(s, false);
+}
+
+static void partlink_rx_sync(PartlinkState *s, bool retry)
+{
     struct partlink_fabric_port *port = partlink_fabric_port(s, s->port_id);
-    bool ready = (s->status & PARTLINK_STATUS_DRIVER_OK) && s->bus_master;
+    bool ready = partlink_rx_ready(s);
 
     if (!s->registered || !port) {
+        s->rx_sync_pending = false;
+        timer_del(s->rx_sync_timer);
         return;
     }
-    if (!partlink_port_lock(port, false)) {
-        qatomic_set(&port->rx_ready, 0);
+    if (!partlink_rx_sync_lock(s, port, retry)) {
         return;
     }
     if (!partlink_slot_is_ours(s, port)) {
@@ -766,6 +835,8 @@ void partlink_fabric_realize(PartlinkState *s, Error **errp)
     }
     event_notifier_set_handler(&s->doorbell, partlink_doorbell);
     s->peer_check = qemu_bh_new(partlink_peer_check_bh, s);
+    s->rx_sync_timer = timer_new_ms(QEMU_CLOCK_REALTIME,
+                                    partlink_rx_sync_retry, s);
     if (s->port_id >= PARTLINK_FABRIC_PORTS) {
         error_setg(errp, "partlink-pci: port must be below %d",
                    PARTLINK_FABRIC_PORTS);
@@ -809,5 +880,9 @@ void partlink_fabric_unrealize(PartlinkState *s)
     if (s->peer_check) {
         qemu_bh_delete(s->peer_check);
         s->peer_check = NULL;
+    }
+    if (s->rx_sync_timer) {
+        timer_free(s->rx_sync_timer);
+        s->rx_sync_timer = NULL;
     }
 }

@@ -86,6 +86,9 @@ static uint64_t partlink_reg_read(void *opaque, hwaddr addr, unsigned size)
         break;
     case PARTLINK_REG_STATUS:
         val = s->status;
+        if (partlink_fabric_rx_resetting(s)) {
+            val |= PARTLINK_STATUS_RESETTING;
+        }
         break;
     case PARTLINK_REG_MAC_LO:
         val = ldl_le_p(mac);

@@ -138,6 +138,8 @@ struct PartlinkState {
     /* fabric */
     EventNotifier doorbell;     /* peers kick it after filling our RX */
     QEMUBH *peer_check;         /* the TX thread found a peer's slot changed */
+    QEMUTimer *rx_sync_timer;   /* retries publishing our RX ring */
+    bool rx_sync_pending;       /* our RX lock was busy: not published yet */
     Notifier machine_done;
     bool machine_ready;
     bool registered;            /* WELCOME received, segment mapped */
@@ -183,6 +185,8 @@ void partlink_fabric_publish_rx(PartlinkState *s);
 struct partlink_fabric_port *partlink_fabric_port(PartlinkState *s,
                                                   uint32_t port);
 bool partlink_port_lock(struct partlink_fabric_port *port, bool sender);
+bool partlink_port_trylock(struct partlink_fabric_port *port);
+bool partlink_fabric_rx_resetting(PartlinkState *s);
 bool partlink_fabric_owns_slot(PartlinkState *s);
 bool partlink_fabric_slot_valid(PartlinkState *s);
 void partlink_port_unlock(struct partlink_fabric_port *port);

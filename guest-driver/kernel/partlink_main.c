@@ -13,6 +13,7 @@
  * device model; docs/spec.md describes it.
  */
 
+#include <linux/delay.h>
 #include <linux/interrupt.h>
 #include <linux/module.h>
 #include <linux/rtnetlink.h>
@@ -23,21 +24,40 @@
 #define PARTLINK_SCRATCH_PATTERN	0x5a5aa5a5
 
 /*
- * Reset the device.  Once the register write has reached it, the device
- * and every peer have stopped touching our rings and buffers.  The reset
- * also empties the mailbox and drops an answer still to come.  Under
+ * Reset the device.  Once the register write has reached it and STATUS
+ * no longer reads RESETTING, the device and every peer have stopped
+ * touching our rings and buffers.  The reset also empties the mailbox
+ * and drops an answer still to come; the register write is under
  * reset_lock, so that the mailbox never sends a request a reset zeroed
- * (see partlink_hv_exchange()).
+ * (see partlink_hv_exchange()).  Sleeps: process context only.
  */
 void partlink_reset(struct partlink_dev *pl)
 {
+	unsigned int waited_ms = 0;
+	u32 status;
+
 	spin_lock(&pl->reset_lock);
 	partlink_wr(pl, PARTLINK_REG_STATUS, 0);
 	/* Read back so that the reset has reached the device on return. */
-	partlink_rd(pl, PARTLINK_REG_STATUS);
+	status = partlink_rd(pl, PARTLINK_REG_STATUS);
 	if (pl->hv)
 		partlink_hv_reset(pl->hv);
 	spin_unlock(&pl->reset_lock);
+
+	/*
+	 * A peer stopped in the middle of a copy into our buffers still holds
+	 * our RX lock: no new packet comes in, but that one may still land.
+	 * Free nothing until it is out, however long that takes.
+	 */
+	while (status & PARTLINK_STATUS_RESETTING) {
+		if (waited_ms % 10000 == 0)
+			dev_warn(&pl->pdev->dev,
+				 "reset: waiting %u s for a stopped peer to leave our buffers\n",
+				 waited_ms / 1000);
+		msleep(20);
+		waited_ms += 20;
+		status = partlink_rd(pl, PARTLINK_REG_STATUS);
+	}
 }
 
 /*

@@ -75,6 +75,13 @@
  */
 #define PARTLINK_STATUS_ACKNOWLEDGE	(1u << 0)	/* driver found it */
 #define PARTLINK_STATUS_DRIVER_OK	(1u << 1)	/* driver is ready */
+/*
+ * Read-only, set by the device after STATUS = 0 while a peer still holds
+ * this port's RX lock (stopped in the middle of a copy into our buffers):
+ * the ring is closed to new senders, but the driver must not free its
+ * buffers until the bit clears.
+ */
+#define PARTLINK_STATUS_RESETTING	(1u << 6)
 #define PARTLINK_STATUS_FAILED		(1u << 7)	/* refused or gave up */
 #define PARTLINK_STATUS_MASK		(PARTLINK_STATUS_ACKNOWLEDGE | \
 					 PARTLINK_STATUS_DRIVER_OK | \

@@ -7,8 +7,6 @@ get its error status and counter, and the destination's RAM around the
 target buffer must stay untouched, byte for byte.
 """
 
-import ctypes
-import mmap
 import os
 import time
 
@@ -17,7 +15,7 @@ import pytest
 from abi import ABI
 from adapter import (MORE, OWN, ST, RX_BUF_SIZE, RX_BUFS, RX_RING, TX_BUFS,
                      TX_RING, desc, frame)
-from fabric import Fabric, mac_of, wait_link
+from fabric import Fabric, hold_rx_lock, mac_of, wait_link
 
 RAM_SIZE = 64 << 20
 PATTERN = 0xA5
@@ -309,38 +307,6 @@ def test_traffic_survives_partlinkd_restart(pair, fabric):
         assert a.send(data, buf=TX_BUFS + 4096) == ST["OK"]
         assert b.receive()[0] == data
     assert "refused" not in fabric.log()
-
-
-PORT_SLOT = 512      # sizeof(struct partlink_fabric_port)
-SLOT_RX_CLAIMED = 196  # offsetof(struct partlink_fabric_port, rx_claimed)
-
-
-def hold_rx_lock(segment, port, seconds, claimed=0):
-    """Fork a process that takes a port's RX lock, holds it, then dies
-    holding it, as a sender killed in the middle of a copy would; with
-    `claimed`, killed while handing that many RX entries back.  Returns
-    its pid once it holds the lock."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    ready_r, ready_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(ready_r)
-        with open(segment, "r+b") as f:
-            seg = mmap.mmap(f.fileno(), 0)
-            # struct partlink_fabric: a 64-byte header, then 512-byte ports.
-            slot = 64 + port * PORT_SLOT
-            lock = ctypes.c_void_p.from_buffer(seg, slot)
-            if libc.pthread_mutex_lock(ctypes.c_void_p(ctypes.addressof(lock))):
-                os._exit(1)
-            seg[slot + SLOT_RX_CLAIMED:slot + SLOT_RX_CLAIMED + 4] = \
-                claimed.to_bytes(4, "little")
-            os.write(ready_w, b"x")
-            time.sleep(seconds)
-            os._exit(0)
-    os.close(ready_w)
-    assert os.read(ready_r, 1) == b"x", "the helper could not take the lock"
-    os.close(ready_r)
-    return pid
 
 
 def test_lock_of_a_dead_holder_is_recovered(pair, fabric):

@@ -8,6 +8,7 @@ tests read.
 """
 
 import json
+import os
 import time
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from abi import ABI
 from adapter import (NOTIFY, OWN, PCI_COMMAND, RX_BUFS, RX_RING, ST, TX_BUFS,
                      TX_RING, desc, frame)
-from fabric import Fabric, mac_of, wait_link
+from fabric import Fabric, hold_rx_lock, mac_of, wait_link
 
 PCI_COMMAND_MEMORY = 0x2
 PCI_COMMAND_MASTER = 0x4
@@ -294,4 +295,28 @@ def test_only_guest_ram_is_published(fabric):
     assert a.tx_status(slot) == ST["BAD_ADDR"]
     assert b.receive() is None
     assert a.send(data) == ST["OK"]
+    assert b.receive()[0] == data
+
+
+def test_reset_does_not_wait_for_a_stopped_sender(pair, fabric):
+    """A sender stopped in the middle of a copy into vm2's buffers holds
+    vm2's RX lock.  vm2's reset must not freeze vm2 waiting for it: the
+    write returns at once, the ring is closed to new packets, and STATUS
+    reads RESETTING until the holder is gone, then the driver may go on."""
+    a, b = pair
+    resetting = ABI["PARTLINK_STATUS_RESETTING"]
+    pid = hold_rx_lock(fabric.segment, 2, 2)
+    try:
+        started = time.monotonic()
+        b.writel("STATUS", 0)
+        assert b.readl("STATUS") & resetting
+        assert time.monotonic() - started < 1, "the reset waited for the holder"
+        assert a.send(frame(mac_of(2), mac_of(1), b"x" * 100)) == ST["NO_BUFFER"]
+    finally:
+        os.waitpid(pid, 0)   # the holder dies holding the lock
+    wait_for("RESETTING to clear", lambda: b.readl("STATUS") == 0)
+    assert b.start() & ABI["PARTLINK_STATUS_FAILED"] == 0
+    data = frame(mac_of(2), mac_of(1), b"after" * 20)
+    assert a.send(data, buf=TX_BUFS + 4096) == ST["OK"]
+    b.rx_next = 0
     assert b.receive()[0] == data
