@@ -40,10 +40,12 @@ struct partlink_fabric_port *partlink_fabric_port(PartlinkState *s,
 /*
  * A sender that died holding the lock leaves the port's RX ring as it
  * was before its packet: the ring head only moves after a whole copy.
- * Senders wait at most PARTLINK_LOCK_WAIT_NS: a holder that is stopped
- * (SIGSTOP, a debugger) must not stall every vCPU that sends to the port.
+ * Senders, and the device under the BQL, wait at most
+ * PARTLINK_LOCK_WAIT_NS: a holder that is stopped (SIGSTOP, a debugger)
+ * must not stall every sender to the port, nor this VM.
  */
-bool partlink_port_lock(struct partlink_fabric_port *port, bool sender)
+bool partlink_port_lock(struct partlink_fabric_port *port,
+                        PartlinkLockWait wait)
 {
     pthread_mutex_t *m = (pthread_mutex_t *)port->rx_lock;
     struct timespec deadline;
@@ -51,7 +53,7 @@ bool partlink_port_lock(struct partlink_fabric_port *port, bool sender)
 
     /* Uncontended, the common case: no clock read, no wait. */
     ret = pthread_mutex_trylock(m);
-    if (ret == EBUSY && sender) {
+    if (ret == EBUSY && wait == PARTLINK_LOCK_BOUNDED) {
         clock_gettime(CLOCK_MONOTONIC, &deadline);
         deadline.tv_nsec += PARTLINK_LOCK_WAIT_NS;
         if (deadline.tv_nsec >= NANOSECONDS_PER_SECOND) {
@@ -59,23 +61,9 @@ bool partlink_port_lock(struct partlink_fabric_port *port, bool sender)
             deadline.tv_nsec -= NANOSECONDS_PER_SECOND;
         }
         ret = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &deadline);
-    } else if (ret == EBUSY) {
+    } else if (ret == EBUSY && wait == PARTLINK_LOCK_WAIT) {
         ret = pthread_mutex_lock(m);
     }
-
-    if (ret == EOWNERDEAD) {
-        trace_partlink_lock_recovered(port->name);
-        pthread_mutex_consistent(m);
-        return true;
-    }
-    return ret == 0;
-}
-
-/* Take the lock only if it is free (or its holder died). */
-bool partlink_port_trylock(struct partlink_fabric_port *port)
-{
-    pthread_mutex_t *m = (pthread_mutex_t *)port->rx_lock;
-    int ret = pthread_mutex_trylock(m);
 
     if (ret == EOWNERDEAD) {
         trace_partlink_lock_recovered(port->name);
@@ -137,13 +125,6 @@ bool partlink_fabric_owns_slot(PartlinkState *s)
     return s->registered;
 }
 
-/*
- * Tell senders where our RX ring is, or that there is none.  Under our
- * own lock, so that once the driver resets the device no sender writes
- * into buffers the driver is about to free.  The RX head starts at 0
- * only for a ring senders have not filled yet; republishing the same
- * ring (a new epoch, a new fabric) keeps the driver's position.
- */
 static bool partlink_rx_ready(PartlinkState *s)
 {
     return (s->status & PARTLINK_STATUS_DRIVER_OK) && s->bus_master;
@@ -165,7 +146,8 @@ static bool partlink_rx_sync_lock(PartlinkState *s,
                                   struct partlink_fabric_port *port,
                                   bool retry)
 {
-    if (retry ? partlink_port_trylock(port) : partlink_port_lock(port, true)) {
+    if (partlink_port_lock(port, retry ? PARTLINK_LOCK_TRY
+                                       : PARTLINK_LOCK_BOUNDED)) {
         s->rx_sync_pending = false;
         timer_del(s->rx_sync_timer);
         return true;
@@ -176,27 +158,18 @@ static bool partlink_rx_sync_lock(PartlinkState *s,
         trace_partlink_rx_sync_pending(s->port_id);
     }
     s->rx_sync_pending = true;
-    timer_mod(s->rx_sync_timer,
-              qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + PARTLINK_RX_SYNC_RETRY_MS);
+    timer_mod(s->rx_sync_timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                                PARTLINK_RX_SYNC_RETRY_MS);
     return false;
 }
 
-static void partlink_rx_sync(PartlinkState *s, bool retry);
-
-static void partlink_rx_sync_retry(void *opaque)
-{
-    PartlinkState *s = opaque;
-
-    WITH_QEMU_LOCK_GUARD(&s->tx_lock) {
-        partlink_rx_sync(s, true);
-    }
-}
-
-void partlink_fabric_publish_rx(PartlinkState *s)
-{
-    partlink_rx_sync(s, false);
-}
-
+/*
+ * Tell senders where our RX ring is, or that there is none.  Under our
+ * own lock, so that once the driver resets the device no sender writes
+ * into buffers the driver is about to free.  The RX head starts at 0
+ * only for a ring senders have not filled yet; republishing the same
+ * ring (a new epoch, a new fabric) keeps the driver's position.
+ */
 static void partlink_rx_sync(PartlinkState *s, bool retry)
 {
     struct partlink_fabric_port *port = partlink_fabric_port(s, s->port_id);
@@ -235,13 +208,27 @@ static void partlink_rx_sync(PartlinkState *s, bool retry)
     partlink_port_unlock(port);
 }
 
+static void partlink_rx_sync_retry(void *opaque)
+{
+    PartlinkState *s = opaque;
+
+    WITH_QEMU_LOCK_GUARD(&s->tx_lock) {
+        partlink_rx_sync(s, true);
+    }
+}
+
+void partlink_fabric_publish_rx(PartlinkState *s)
+{
+    partlink_rx_sync(s, false);
+}
+
 /* Leave a fabric: close our slot in it and remember where senders were. */
 static void partlink_fabric_leave(PartlinkState *s)
 {
     struct partlink_fabric_port *port = partlink_fabric_port(s, s->port_id);
     unsigned i;
 
-    if (s->registered && port && partlink_port_lock(port, false)) {
+    if (s->registered && port && partlink_port_lock(port, PARTLINK_LOCK_WAIT)) {
         if (partlink_slot_is_ours(s, port)) {
             port->rx_ready = 0;
             port->notify_gpa = 0;
@@ -376,27 +363,27 @@ static void partlink_drop_fds(PartlinkState *s, uint64_t msg)
     s->nr_pending_fds = kept;
 }
 
-/* Take the n fds of the message being handled; false if it has fewer. */
+/*
+ * Take the first n fds of the message being handled; false if it has
+ * fewer (partlink_drop_fds() closes them after the message).
+ */
 static bool partlink_take_fds(PartlinkState *s, int *fds, unsigned n)
 {
     unsigned i, got = 0, kept = 0;
 
+    for (i = 0; i < s->nr_pending_fds; i++) {
+        got += s->pending_fds[i].msg == s->msg_pos;
+    }
+    if (got < n) {
+        return false;
+    }
+    got = 0;
     for (i = 0; i < s->nr_pending_fds; i++) {
         if (s->pending_fds[i].msg == s->msg_pos && got < n) {
             fds[got++] = s->pending_fds[i].fd;
         } else {
             s->pending_fds[kept++] = s->pending_fds[i];
         }
-    }
-    if (got < n) {
-        /* Put them back: partlink_drop_fds() closes them with the rest. */
-        for (i = 0; i < got; i++) {
-            s->pending_fds[kept++] = (PartlinkPendingFd) {
-                .fd = fds[i], .msg = s->msg_pos,
-            };
-        }
-        s->nr_pending_fds = kept;
-        return false;
     }
     s->nr_pending_fds = kept;
     return true;

@@ -10,8 +10,9 @@
  * main loop ever wait for a peer.  It sleeps on the TX_KICK ioeventfd
  * only when the ring is empty and says so in the notify area; while it
  * works, or lingers a little after a batch, the driver does not ring.
- * Interrupts, its own for TX and the peers' for RX, are raised once per
- * round and only when armed (struct partlink_notify in the ABI header).
+ * Interrupts are raised only when armed (struct partlink_notify in the
+ * ABI header): a peer's once per round that delivered to it, our own for
+ * TX completions when the thread goes idle or drains the ring.
  *
  * Every descriptor is read once into a local copy and checked there; the
  * guest may rewrite its rings at any moment without effect on what the
@@ -26,7 +27,7 @@
 #include <poll.h>
 #include "qapi/error.h"
 #include "qemu/bswap.h"
-#include "qemu/error-report.h"
+#include "qemu/host-utils.h"
 #include "qemu/log.h"
 #include "qemu/timer.h"
 #include "trace.h"
@@ -312,7 +313,8 @@ static uint16_t partlink_deliver(PartlinkState *s, const PartlinkPacket *p,
     if (!port) {
         return PARTLINK_ST_NO_ROUTE;
     }
-    if (partlink_peer_busy(peer) || !partlink_port_lock(port, true)) {
+    if (partlink_peer_busy(peer) ||
+        !partlink_port_lock(port, PARTLINK_LOCK_BOUNDED)) {
         if (!peer->busy_until) {
             peer->busy_until = qemu_clock_get_ns(QEMU_CLOCK_REALTIME) +
                                PARTLINK_BUSY_BACKOFF_NS;
@@ -381,7 +383,7 @@ static uint16_t partlink_deliver(PartlinkState *s, const PartlinkPacket *p,
     qatomic_add(&port->counters[PARTLINK_CTR_RX_BYTES], p->len);
     partlink_count(s, PARTLINK_CTR_COPIES, 1);
     partlink_count(s, PARTLINK_CTR_BYTES_COPIED, p->len);
-    peer->notify_due = true;
+    s->tx_notify_due |= 1ULL << port_nr;
 out:
     if (st == PARTLINK_ST_NO_BUFFER) {
         qatomic_add(&port->counters[PARTLINK_CTR_RX_NO_BUFFER], 1);
@@ -400,21 +402,18 @@ out:
  */
 static void partlink_notify_peers(PartlinkState *s)
 {
-    unsigned i;
+    QEMU_BUILD_BUG_ON(PARTLINK_FABRIC_PORTS > 64);
 
-    for (i = 0; i < PARTLINK_FABRIC_PORTS; i++) {
+    while (s->tx_notify_due) {
+        unsigned i = ctz64(s->tx_notify_due);
         PartlinkPeer *peer = &s->peers[i];
-        struct partlink_fabric_port *port;
+        struct partlink_fabric_port *port = partlink_fabric_port(s, i);
         uint32_t *armed = NULL;
-        bool raise = false;
+        bool raise;
         uint64_t gpa;
 
-        if (!peer->notify_due) {
-            continue;
-        }
-        peer->notify_due = false;
-        port = partlink_fabric_port(s, i);
-        if (!partlink_port_lock(port, true)) {
+        s->tx_notify_due &= s->tx_notify_due - 1;
+        if (!partlink_port_lock(port, PARTLINK_LOCK_BOUNDED)) {
             continue;   /* stuck: its holder interrupts it after its copy */
         }
         gpa = port->notify_gpa;

@@ -54,7 +54,6 @@ typedef struct PartlinkPeer {
     bool present;
     uint32_t epoch;
     int64_t busy_until;         /* its RX lock timed out: skip until then */
-    bool notify_due;            /* delivered to this round: maybe interrupt */
     MACAddr mac;
     int doorbell_fd;
     PartlinkRamLayout ram;
@@ -123,6 +122,7 @@ struct PartlinkState {
     EventNotifier tx_kick;      /* the TX_KICK ioeventfd */
     EventNotifier tx_wake;      /* stop the thread */
     bool tx_thread_running;
+    uint64_t tx_notify_due;     /* ports this round delivered to, a bit each */
     bool tx_stop;
     uint32_t tx_linger_us;      /* property: poll this long before sleeping */
     uint32_t tx_irq_gap_us;     /* property: TX interrupts this far apart */
@@ -184,8 +184,15 @@ void partlink_fabric_unrealize(PartlinkState *s);
 void partlink_fabric_publish_rx(PartlinkState *s);
 struct partlink_fabric_port *partlink_fabric_port(PartlinkState *s,
                                                   uint32_t port);
-bool partlink_port_lock(struct partlink_fabric_port *port, bool sender);
-bool partlink_port_trylock(struct partlink_fabric_port *port);
+/* How long partlink_port_lock() waits for a busy RX lock */
+typedef enum PartlinkLockWait {
+    PARTLINK_LOCK_TRY,          /* not at all */
+    PARTLINK_LOCK_BOUNDED,      /* 2 ms: a sender, or the BQL held */
+    PARTLINK_LOCK_WAIT,         /* until it is free */
+} PartlinkLockWait;
+
+bool partlink_port_lock(struct partlink_fabric_port *port,
+                        PartlinkLockWait wait);
 bool partlink_fabric_rx_resetting(PartlinkState *s);
 bool partlink_fabric_owns_slot(PartlinkState *s);
 bool partlink_fabric_slot_valid(PartlinkState *s);
