@@ -27,10 +27,10 @@
  */
 #define PARTLINK_PCI_VENDOR_ID		0x1234
 #define PARTLINK_PCI_DEVICE_ID		0x7071
-#define PARTLINK_PCI_REVISION		0x03
+#define PARTLINK_PCI_REVISION		0x04
 #define PARTLINK_PCI_CLASS		0x0200	/* network, Ethernet */
 
-#define PARTLINK_ABI_VERSION		3
+#define PARTLINK_ABI_VERSION		4
 
 /* BAR 0: registers.  BAR 1: the MSI-X table and PBA. */
 #define PARTLINK_REG_BAR		0
@@ -104,6 +104,7 @@
  */
 #define PARTLINK_IRQ_DATA		(1u << 0)
 #define PARTLINK_IRQ_LINK		(1u << 1)
+#define PARTLINK_IRQ_SEG		(1u << 2)
 
 /* LINK: bit 0 registered on the fabric; bits 31..16 reachable peers */
 #define PARTLINK_LINK_UP		(1u << 0)
@@ -113,7 +114,8 @@
 #define PARTLINK_VEC_DATA		0	/* packets arrived, TX handed back */
 #define PARTLINK_VEC_LINK		1
 #define PARTLINK_VEC_MBOX		2	/* an answer is in MBOX_ANSWER */
-#define PARTLINK_NR_VECTORS		3
+#define PARTLINK_VEC_SEG		3	/* segment table changed or rung */
+#define PARTLINK_NR_VECTORS		4
 
 /*
  * The hypervisor mailbox: one request at a time from the guest to
@@ -202,6 +204,93 @@ struct partlink_hv_exchange {
 #define PARTLINK_HV_IOC_MAGIC		'P'
 #define PARTLINK_HV_EXCHANGE		_IOWR(PARTLINK_HV_IOC_MAGIC, 1, \
 					      struct partlink_hv_exchange)
+
+/*
+ * Shared segments: memory the operator's table (segments.json) lets
+ * several partitions map.  BAR 2 (64-bit, prefetchable) is a window in
+ * which the device places each segment this partition may use; the table
+ * at SEG_TABLE in BAR 0 says where, with the owner, group, mode and flags
+ * the guest's device file gets.  The table is read-only to the guest and
+ * changes only when the operator loads a new one: SEG_GENERATION counts
+ * changes, and the SEG vector fires after each.  An entry whose PRESENT
+ * flag is clear is free; a removed segment's range of the window reads
+ * as all ones and ignores writes from then on.
+ *
+ * Doorbells: writing slot | port << 8 (or slot | SEG_RING_ALL) to
+ * SEG_RING rings the partitions that share the segment in that slot:
+ * port, or every other partition that maps it.  SEG_RING_STATUS then
+ * reads PARTLINK_SEG_ST_*.  A ring raises the SEG vector in the target
+ * and sets the bit of the target's slot for that segment in its
+ * SEG_PENDING, which reading clears.
+ */
+#define PARTLINK_SEG_BAR		2
+#define PARTLINK_REG_SEG_SLOTS		0x300	/* RO: table entries */
+#define PARTLINK_REG_SEG_GENERATION	0x304	/* RO: table changes */
+#define PARTLINK_REG_SEG_PENDING	0x308	/* RC: slots rung, bit per slot */
+#define PARTLINK_REG_SEG_RING		0x30c	/* WO: slot | port << 8 */
+#define PARTLINK_REG_SEG_RING_STATUS	0x310	/* RO: PARTLINK_SEG_ST_* */
+#define PARTLINK_REG_SEG_ERRORS		0x314	/* RO: refused rings */
+#define PARTLINK_REG_SEG_TABLE		0x800	/* RO: struct partlink_seg_entry[] */
+
+#define PARTLINK_SEG_SLOTS		32
+#define PARTLINK_SEG_NAME_LEN		32	/* NUL-terminated */
+#define PARTLINK_SEG_RING_PORT_SHIFT	8
+#define PARTLINK_SEG_RING_ALL		(1u << 31)
+
+/* SEG_RING_STATUS */
+#define PARTLINK_SEG_ST_OK		0	/* rung */
+#define PARTLINK_SEG_ST_BAD_SLOT	1	/* no segment in that slot */
+#define PARTLINK_SEG_ST_NOT_MEMBER	2	/* port does not share it */
+#define PARTLINK_SEG_ST_PEER_DOWN	3	/* port shares it, not running */
+#define PARTLINK_SEG_ST_BAD_VALUE	4	/* reserved bits set */
+
+/* Entry flags */
+#define PARTLINK_SEG_PRESENT		(1u << 0)
+#define PARTLINK_SEG_READ_ONLY		(1u << 1)	/* host maps it read-only */
+#define PARTLINK_SEG_PINNED		(1u << 2)	/* locked in host memory */
+
+/* One table entry, 64 bytes, in BAR 0 at SEG_TABLE + slot * 64 */
+struct partlink_seg_entry {
+	char name[PARTLINK_SEG_NAME_LEN];
+	__le64 offset;		/* in BAR 2, page-aligned */
+	__le64 size;		/* bytes, a multiple of 4096 */
+	__le32 uid;		/* owner, group and mode of the device file */
+	__le32 gid;
+	__le16 mode;		/* permission bits, 0 .. 0777 */
+	__le16 flags;		/* PARTLINK_SEG_* */
+	__le32 id;		/* the segment's number on the whole fabric */
+};
+
+#define PARTLINK_SEG_ENTRY_SIZE		64
+
+/*
+ * The guest's device files, /dev/partlink/seg/<name>: mmap (shared,
+ * offset and length within the segment) maps the segment; read() of 8
+ * bytes waits for a doorbell and returns the number of rings seen so far
+ * (a __u64), poll() says POLLIN when there is one the file has not read;
+ * RING rings a port or all.  After the operator removes the segment, a
+ * mapping's next access raises SIGBUS and every call on the file fails
+ * with ENODEV.
+ */
+struct partlink_seg_info {
+	char name[PARTLINK_SEG_NAME_LEN];
+	__u64 size;
+	__u32 flags;		/* PARTLINK_SEG_* */
+	__u32 id;
+	__u32 port;		/* this partition's port */
+	__u32 pad;
+};
+
+struct partlink_seg_ring {
+	__u32 port;		/* a port, or PARTLINK_SEG_RING_ALL */
+	__u32 pad;
+};
+
+#define PARTLINK_SEG_IOC_INFO		_IOR(PARTLINK_HV_IOC_MAGIC, 2, \
+					     struct partlink_seg_info)
+#define PARTLINK_SEG_IOC_RING		_IOW(PARTLINK_HV_IOC_MAGIC, 3, \
+					     struct partlink_seg_ring)
+
 
 /* Rings */
 #define PARTLINK_RING_MIN		16
@@ -385,7 +474,13 @@ struct partlink_fabric_port {
 	 * the middle and the next holder repairs those entries.
 	 */
 	__u32 rx_claimed;
-	__u8 pad2[56];
+	/*
+	 * Segment doorbells for the owner, a bit per segment id, set
+	 * atomically by the ringing device before it writes the owner's
+	 * doorbell eventfd, exchanged with 0 by the owner's device.
+	 */
+	__u64 seg_rung;
+	__u8 pad2[48];
 	/* lines 4 and 5 */
 	__u64 counters[PARTLINK_NR_COUNTERS];	/* updated atomically */
 	__u8 pad3[512 - 256 - 8 * PARTLINK_NR_COUNTERS];
@@ -411,6 +506,9 @@ struct partlink_fabric {
 #define PARTLINK_MSG_PEER_DOWN		5	/* daemon -> device */
 #define PARTLINK_MSG_MBOX_REQUEST	6	/* device -> daemon */
 #define PARTLINK_MSG_MBOX_ANSWER	7	/* daemon -> device */
+#define PARTLINK_MSG_SEGMENT		8	/* daemon -> device */
+#define PARTLINK_MSG_SEGMENT_GONE	9	/* daemon -> device */
+#define PARTLINK_MSG_SEG_PEER		10	/* daemon -> device */
 
 #define PARTLINK_MSG_MAX_LEN		4096
 #define PARTLINK_MAX_REGIONS		8
@@ -482,6 +580,42 @@ struct partlink_msg_mbox_answer {
 	__u32 seq;
 	__u32 pad;
 	struct partlink_mbox_answer answer;
+};
+
+/* Segment ids on the fabric: bits of seg_rung and of the peers' masks */
+#define PARTLINK_SEG_IDS		64
+
+/*
+ * SEGMENT (fds: the segment's sealed memfd, opened read-only when flags
+ * has READ_ONLY): map it, or update the entry of an id already mapped
+ * (same size and READ_ONLY; the fd is then closed unused).
+ */
+struct partlink_msg_segment {
+	__u32 id;		/* 0 .. PARTLINK_SEG_IDS - 1 */
+	__u32 flags;		/* PARTLINK_SEG_READ_ONLY, PARTLINK_SEG_PINNED */
+	__u64 size;
+	__u32 uid;
+	__u32 gid;
+	__u32 mode;
+	__u32 pad;
+	char name[PARTLINK_SEG_NAME_LEN];	/* NUL-terminated */
+};
+
+/* SEGMENT_GONE: unmap the segment with this id */
+struct partlink_msg_segment_gone {
+	__u32 id;
+	__u32 pad;
+};
+
+/*
+ * SEG_PEER (fds: the peer's doorbell eventfd, none when shared is 0):
+ * the segments this port shares with the peer, replacing what an
+ * earlier SEG_PEER said.  PEER_DOWN ends it too.
+ */
+struct partlink_msg_seg_peer {
+	__u32 port;
+	__u32 epoch;
+	__u64 shared;		/* bit per segment id */
 };
 
 #endif /* PARTLINK_ABI_H */
