@@ -547,6 +547,7 @@ static bool partlink_on_welcome(PartlinkState *s, const uint8_t *payload,
         s->fabric_ino = st.st_ino;
     }
     close(fd);
+    partlink_seg_forget_all(s);
 
     /*
      * Re-registering after a partlinkd restart keeps the epoch, and the
@@ -650,6 +651,57 @@ static bool partlink_on_peer_up(PartlinkState *s, const uint8_t *payload,
     return true;
 }
 
+static bool partlink_on_segment(PartlinkState *s, const uint8_t *payload,
+                                uint32_t len, Error **errp)
+{
+    struct partlink_msg_segment m;
+    int fd;
+
+    if (len != sizeof(m)) {
+        error_setg(errp, "malformed SEGMENT");
+        return false;
+    }
+    if (!partlink_take_fds(s, &fd, 1)) {
+        error_setg(errp, "SEGMENT without its fd");
+        return false;
+    }
+    memcpy(&m, payload, sizeof(m));
+    return partlink_seg_add(s, &m, fd, errp);
+}
+
+static bool partlink_on_seg_peer(PartlinkState *s, const uint8_t *payload,
+                                 uint32_t len, Error **errp)
+{
+    struct partlink_msg_seg_peer p;
+    int fd = -1;
+
+    if (len != sizeof(p)) {
+        error_setg(errp, "malformed SEG_PEER");
+        return false;
+    }
+    memcpy(&p, payload, sizeof(p));
+    if (p.shared && !partlink_take_fds(s, &fd, 1)) {
+        error_setg(errp, "SEG_PEER without its doorbell");
+        return false;
+    }
+    if (p.port >= PARTLINK_FABRIC_PORTS || p.port == s->port_id) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        error_setg(errp, "SEG_PEER for port %u", p.port);
+        return false;
+    }
+    /* As for PEER_UP: a ring must never block this QEMU. */
+    if (fd >= 0 && !g_unix_set_fd_nonblocking(fd, true, NULL)) {
+        close(fd);
+        error_setg_errno(errp, errno, "SEG_PEER for port %u: cannot make "
+                         "its doorbell non-blocking", p.port);
+        return false;
+    }
+    partlink_seg_peer(s, p.port, p.epoch, p.shared, fd);
+    return true;
+}
+
 static bool partlink_on_message(PartlinkState *s, uint32_t type,
                                 const uint8_t *payload, uint32_t len,
                                 Error **errp)
@@ -672,8 +724,26 @@ static bool partlink_on_message(PartlinkState *s, uint32_t type,
             s->peers[d.port].present && s->peers[d.port].epoch == d.epoch) {
             partlink_drop_peer(s, d.port);
         }
+        if (d.port < PARTLINK_FABRIC_PORTS) {
+            partlink_seg_peer_down(s, d.port, d.epoch);
+        }
         return true;
     }
+    case PARTLINK_MSG_SEGMENT:
+        return partlink_on_segment(s, payload, len, errp);
+    case PARTLINK_MSG_SEGMENT_GONE: {
+        struct partlink_msg_segment_gone g;
+
+        if (len != sizeof(g)) {
+            error_setg(errp, "malformed SEGMENT_GONE");
+            return false;
+        }
+        memcpy(&g, payload, sizeof(g));
+        partlink_seg_remove(s, g.id);
+        return true;
+    }
+    case PARTLINK_MSG_SEG_PEER:
+        return partlink_on_seg_peer(s, payload, len, errp);
     case PARTLINK_MSG_MBOX_ANSWER: {
         struct partlink_msg_mbox_answer a;
 
@@ -783,6 +853,7 @@ static void partlink_doorbell(EventNotifier *n)
     if (!event_notifier_test_and_clear(n)) {
         return;
     }
+    partlink_seg_doorbell(s);
     /*
      * Whoever wrote the doorbell, a peer after delivering here or our TX
      * thread after handing entries back, took the driver's arming first:

@@ -13,6 +13,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/units.h"
 #include "qemu/log.h"
 #include "qemu/module.h"
 #include "exec/cpu-common.h"
@@ -158,8 +159,10 @@ static uint64_t partlink_reg_read(void *opaque, hwaddr addr, unsigned size)
         }
         break;
     default:
-        partlink_bad_access(s, addr, size, "read of unknown register");
-        val = 0;
+        if (!partlink_seg_read(s, addr, &val)) {
+            partlink_bad_access(s, addr, size, "read of unknown register");
+            val = 0;
+        }
         break;
     }
     trace_partlink_reg_read(addr, val);
@@ -330,9 +333,14 @@ static bool partlink_write_ring(PartlinkState *s, hwaddr addr,
 static void partlink_write_irq_ctrl(PartlinkState *s, hwaddr addr,
                                     unsigned size, uint64_t val)
 {
-    if (val & ~(uint64_t)(PARTLINK_IRQ_DATA | PARTLINK_IRQ_LINK)) {
+    if (val & ~(uint64_t)(PARTLINK_IRQ_DATA | PARTLINK_IRQ_LINK |
+                          PARTLINK_IRQ_SEG)) {
         partlink_bad_access(s, addr, size, "unknown IRQ_CTRL bits");
         return;
+    }
+    /* Rings that came in while the vector was off are not lost. */
+    if ((val & ~s->irq_ctrl & PARTLINK_IRQ_SEG) && s->seg_pending) {
+        msix_notify(PCI_DEVICE(s), PARTLINK_VEC_SEG);
     }
     s->irq_ctrl = val;
 }
@@ -351,6 +359,10 @@ static void partlink_reg_write(void *opaque, hwaddr addr, uint64_t val,
         addr <= PARTLINK_REG_MBOX_STATUS + 3) {
         /* Not under tx_lock: a failed send closes the chardev at once. */
         partlink_mbox_write(s, addr, size, val);
+        return;
+    }
+    /* Segments are the BQL's; the TX thread never sees them. */
+    if (partlink_seg_write(s, addr, val)) {
         return;
     }
     QEMU_LOCK_GUARD(&s->tx_lock);
@@ -504,6 +516,10 @@ static void partlink_realize(PCIDevice *pdev, Error **errp)
                                 errp)) {
         goto fail_blocker;
     }
+    partlink_seg_realize(s, errp);
+    if (*errp) {
+        goto fail_msix_bar;
+    }
     partlink_mbox_realize(s);
     partlink_tx_realize(s, errp);
     if (*errp) {
@@ -523,6 +539,8 @@ fail_msix:
     partlink_fabric_unrealize(s);
 fail_mbox:
     partlink_mbox_unrealize(s);
+    partlink_seg_unrealize(s);
+fail_msix_bar:
     msix_uninit_exclusive_bar(pdev);
 fail_blocker:
     migrate_del_blocker(&s->migration_blocker);
@@ -536,6 +554,7 @@ static void partlink_exit(PCIDevice *pdev)
     partlink_reset_state(s);
     partlink_fabric_unrealize(s);
     partlink_mbox_unrealize(s);
+    partlink_seg_unrealize(s);
     msix_uninit_exclusive_bar(pdev);
     migrate_del_blocker(&s->migration_blocker);
 }
@@ -549,6 +568,7 @@ static void partlink_reset_hold(Object *obj, ResetType type)
         partlink_reset_state(s);
     }
     s->bad_access = 0;
+    partlink_seg_reset(s);
     partlink_use_vectors(s);
     trace_partlink_reset("system");
 }
@@ -571,6 +591,8 @@ static const Property partlink_properties[] = {
     DEFINE_PROP_CHR("chardev", PartlinkState, chr),
     DEFINE_PROP_UINT32("tx-linger-us", PartlinkState, tx_linger_us, 50),
     DEFINE_PROP_UINT32("tx-irq-gap-us", PartlinkState, tx_irq_gap_us, 100),
+    DEFINE_PROP_SIZE("segment-window", PartlinkState, seg_window_size,
+                     1 * GiB),
 };
 
 static void partlink_class_init(ObjectClass *klass, void *data)

@@ -6,6 +6,7 @@
  *   partlink-fabric.c  the fabric protocol with partlinkd, peers
  *   partlink-tx.c      the data path: the TX thread, routing, the one copy
  *   partlink-mbox.c    the hypervisor mailbox
+ *   partlink-seg.c     shared segments: the BAR 2 window, table, doorbells
  *
  * Copyright (c) 2026 The partlink developers
  *
@@ -75,6 +76,28 @@ typedef struct PartlinkMbox {
     uint8_t request[PARTLINK_MBOX_REQUEST_SIZE];
     uint8_t answer[PARTLINK_MBOX_ANSWER_SIZE];
 } PartlinkMbox;
+
+typedef struct PartlinkSegMemory PartlinkSegMemory;
+
+/* A segment in the window; free while mem is NULL. */
+typedef struct PartlinkSegment {
+    PartlinkSegMemory *mem;
+    uint32_t id;                /* on the whole fabric */
+    uint32_t flags;             /* PARTLINK_SEG_READ_ONLY, _PINNED */
+    uint64_t offset;            /* in the window */
+    uint64_t size;
+    uint32_t uid;
+    uint32_t gid;
+    uint32_t mode;
+    char name[PARTLINK_SEG_NAME_LEN];
+} PartlinkSegment;
+
+/* A partition this one shares segments with, to ring. */
+typedef struct PartlinkSegPeer {
+    int doorbell_fd;
+    uint32_t epoch;
+    uint64_t shared;            /* segment ids, a bit each */
+} PartlinkSegPeer;
 
 struct PartlinkState {
     PCIDevice parent_obj;
@@ -159,6 +182,17 @@ struct PartlinkState {
     PartlinkPendingFd pending_fds[PARTLINK_MAX_FDS * 2];
     unsigned nr_pending_fds;
     PartlinkPeer peers[PARTLINK_FABRIC_PORTS];
+
+    /* shared segments, under the BQL */
+    uint64_t seg_window_size;   /* property segment-window; 0: no BAR 2 */
+    MemoryRegion seg_window;
+    MemoryRegion seg_hole;
+    PartlinkSegment segs[PARTLINK_SEG_SLOTS];
+    PartlinkSegPeer seg_peers[PARTLINK_FABRIC_PORTS];
+    uint32_t seg_generation;
+    uint32_t seg_pending;       /* slots rung, a bit each */
+    uint32_t seg_ring_status;
+    uint32_t seg_errors;
 };
 
 /* partlink-pci.c */
@@ -218,5 +252,20 @@ void partlink_mbox_write(PartlinkState *s, hwaddr addr, unsigned size,
 void partlink_mbox_answer(PartlinkState *s, uint32_t seq,
                           const struct partlink_mbox_answer *answer);
 void partlink_mbox_disconnected(PartlinkState *s);
+
+/* partlink-seg.c */
+void partlink_seg_realize(PartlinkState *s, Error **errp);
+void partlink_seg_unrealize(PartlinkState *s);
+void partlink_seg_reset(PartlinkState *s);
+bool partlink_seg_read(PartlinkState *s, hwaddr addr, uint64_t *val);
+bool partlink_seg_write(PartlinkState *s, hwaddr addr, uint64_t val);
+bool partlink_seg_add(PartlinkState *s, const struct partlink_msg_segment *m,
+                      int fd, Error **errp);
+void partlink_seg_remove(PartlinkState *s, uint32_t id);
+void partlink_seg_forget_all(PartlinkState *s);
+void partlink_seg_peer(PartlinkState *s, uint32_t port, uint32_t epoch,
+                       uint64_t shared, int fd);
+void partlink_seg_peer_down(PartlinkState *s, uint32_t port, uint32_t epoch);
+void partlink_seg_doorbell(PartlinkState *s);
 
 #endif

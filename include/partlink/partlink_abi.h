@@ -233,6 +233,7 @@ struct partlink_hv_exchange {
 #define PARTLINK_REG_SEG_TABLE		0x800	/* RO: struct partlink_seg_entry[] */
 
 #define PARTLINK_SEG_SLOTS		32
+#define PARTLINK_SEG_SIZE_MAX		(1ull << 30)	/* bytes, per segment */
 #define PARTLINK_SEG_NAME_LEN		32	/* NUL-terminated */
 #define PARTLINK_SEG_RING_PORT_SHIFT	8
 #define PARTLINK_SEG_RING_ALL		(1u << 31)
@@ -290,7 +291,6 @@ struct partlink_seg_ring {
 					     struct partlink_seg_info)
 #define PARTLINK_SEG_IOC_RING		_IOW(PARTLINK_HV_IOC_MAGIC, 3, \
 					     struct partlink_seg_ring)
-
 
 /* Rings */
 #define PARTLINK_RING_MIN		16

@@ -164,18 +164,19 @@ class FakeDaemon:
         self.conn = None
         self.q = None
         self.pid = None
+        self.doorbell = None
         self._buf = b""
         self._fds = []
         self.epoch = 7
 
-    def adapter(self, port=3, name="vm3", welcome=True):
+    def adapter(self, port=3, name="vm3", welcome=True, props=""):
         """Boot a qtest QEMU whose partlink-pci connects here; take its
         HELLO and, unless told not to, register it."""
         self.port = port
         # No reconnect-ms: the chardev connects before the machine starts,
         # and a connection the device closes stays closed.
         self.q = Qtest(f"partlink-pci,mac={mac_of(port)},port={port},"
-                       f"name={name},chardev=fabric",
+                       f"name={name},chardev=fabric{props}",
                        extra_args=["-chardev",
                                    f"socket,id=fabric,path={self.socket}"])
         try:
@@ -186,6 +187,8 @@ class FakeDaemon:
             mtype, payload = self.receive()
             assert mtype == ABI["PARTLINK_MSG_HELLO"], mtype
             assert len(payload) == PORT_MSG_SIZE, len(payload)
+            # The device's doorbell: ringing it is what a peer does.
+            self.doorbell = os.dup(self._fds[0])
             self._close_fds()
             if welcome:
                 self.welcome()
@@ -284,6 +287,9 @@ class FakeDaemon:
             self.conn.close()
             self.conn = None
         self._close_fds()
+        if self.doorbell is not None:
+            os.close(self.doorbell)
+            self.doorbell = None
         self._listener.close()
         self._tmp.cleanup()
 
