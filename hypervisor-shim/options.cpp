@@ -3,11 +3,13 @@
 #include <charconv>
 #include <fstream>
 #include <sched.h>
+#include <set>
 #include <thread>
 
 #include "capacity_setup.hpp"
 #include "config.hpp"
 #include "error.hpp"
+#include "table.hpp"
 
 namespace partlink {
 
@@ -108,6 +110,35 @@ void validate_policy_arg(UpOptions& opts, const std::string& arg, int host_cpus)
 
 } // namespace
 
+namespace {
+
+// partlinkd loads the table the same way: a bad one is refused here, with
+// the exact reason, before anything boots.
+void validate_segments_arg(UpOptions& opts, const std::string& arg) {
+    namespace fs = std::filesystem;
+    if (opts.net != NetMode::Partlink)
+        throw UsageError(
+            "--segments needs --net partlink (the segments are partlinkd's), not --net " +
+            std::string(to_string(opts.net)));
+    if (arg.empty())
+        throw UsageError("--segments must not be empty");
+    std::error_code ec;
+    fs::path file = fs::absolute(arg, ec);
+    if (ec || !fs::is_regular_file(file, ec))
+        throw UsageError("--segments " + arg + ": no such file");
+    std::set<std::string, std::less<>> names;
+    for (int i = 1; i <= opts.vms; ++i)
+        names.insert(vm_name(i));
+    try {
+        segments::Table::load(file, names);
+    } catch (const Error& e) {
+        throw UsageError("--segments: " + std::string(e.what()));
+    }
+    opts.segments = file.lexically_normal();
+}
+
+} // namespace
+
 UpOptions validate_up_args(const UpArgs& args, int host_cpus) {
     UpOptions opts;
     opts.vms = static_cast<int>(integer_in_range("--vms", args.vms, kMinVms, kMaxVms));
@@ -168,6 +199,8 @@ UpOptions validate_up_args(const UpArgs& args, int host_cpus) {
     opts.cgroups = !args.no_cgroups;
     if (args.policy)
         validate_policy_arg(opts, *args.policy, host_cpus);
+    if (args.segments)
+        validate_segments_arg(opts, *args.segments);
     return opts;
 }
 

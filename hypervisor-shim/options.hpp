@@ -41,8 +41,9 @@ struct UpArgs {
     std::optional<std::string> fabric_config; // --fabric-config FILE
     std::optional<std::string> ssh_port;
     std::string timeout = "180";
-    bool no_cgroups = false;           // --no-cgroups
-    std::optional<std::string> policy; // --policy FILE
+    bool no_cgroups = false;             // --no-cgroups
+    std::optional<std::string> policy;   // --policy FILE
+    std::optional<std::string> segments; // --segments FILE
 };
 
 struct UpOptions {
@@ -65,6 +66,9 @@ struct UpOptions {
     std::optional<capacity::Policy> policy;
     // The --fabric-config's "wlm" partition, if it names one.
     std::optional<std::string> fabric_wlm;
+    // --segments FILE (absolute): the shared segments' table, checked
+    // against vm1..vmN.
+    std::optional<std::filesystem::path> segments;
 };
 
 // Throws UsageError naming the offending option and its valid range (and

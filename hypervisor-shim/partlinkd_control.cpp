@@ -29,14 +29,21 @@ std::string trimmed(std::string s) {
 
 } // namespace
 
-std::vector<std::string> partlinkd_argv(const fs::path& exe, const fs::path& socket,
-                                        const fs::path& segment, const fs::path& config,
-                                        const std::optional<fs::path>& capacity) {
+std::vector<std::string>
+partlinkd_argv(const fs::path& exe, const fs::path& socket, const fs::path& segment,
+               const fs::path& config, const std::optional<fs::path>& capacity,
+               const std::optional<std::pair<fs::path, fs::path>>& segments) {
     std::vector<std::string> argv = {exe.string(),     "--socket", socket.string(), "--segment",
                                      segment.string(), "--config", config.string()};
     if (capacity) {
         argv.push_back("--capacity");
         argv.push_back(capacity->string());
+    }
+    if (segments) {
+        argv.push_back("--segments");
+        argv.push_back(segments->first.string());
+        argv.push_back("--segments-state");
+        argv.push_back(segments->second.string());
     }
     return argv;
 }

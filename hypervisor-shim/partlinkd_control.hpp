@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <sys/types.h>
+#include <utility>
 #include <vector>
 
 #include "process.hpp"
@@ -23,10 +24,13 @@ inline constexpr std::chrono::seconds kPartlinkdStartTimeout{10};
 
 // `capacity`: RUN/capacity.json (capacity::RunCapacityConfig) when the
 // partitions are in CPU cgroups; without it partlinkd refuses directives.
-std::vector<std::string>
-partlinkd_argv(const std::filesystem::path& exe, const std::filesystem::path& socket,
-               const std::filesystem::path& segment, const std::filesystem::path& config,
-               const std::optional<std::filesystem::path>& capacity = std::nullopt);
+// `segments`: the shared segments' table and state files (`up --segments`).
+std::vector<std::string> partlinkd_argv(
+    const std::filesystem::path& exe, const std::filesystem::path& socket,
+    const std::filesystem::path& segment, const std::filesystem::path& config,
+    const std::optional<std::filesystem::path>& capacity = std::nullopt,
+    const std::optional<std::pair<std::filesystem::path, std::filesystem::path>>& segments =
+        std::nullopt);
 
 // The configuration `up` writes without --fabric-config: one network of
 // every partition, `wlm` (the policy's privileged partition) allowed to

@@ -48,6 +48,10 @@ public:
     std::filesystem::path fabric_segment() const { return path_ / "fabric"; }
     std::filesystem::path fabric_config() const { return path_ / "fabric.json"; }
     std::filesystem::path partlinkd_log() const { return path_ / "partlinkd.log"; }
+    // Shared segments: the table partlinkd serves (a copy of `up --segments
+    // FILE`, replaced by `segments load`) and the state it writes.
+    std::filesystem::path segments_table() const { return path_ / "segments.json"; }
+    std::filesystem::path segments_state() const { return path_ / "segments-state.json"; }
     // Capacity management: the copy of `up --policy FILE`, what partlinkd
     // gets as --capacity, the audit and chart logs it appends to, and the
     // default picture of `partlink wlm chart`.

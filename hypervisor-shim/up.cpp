@@ -1,6 +1,7 @@
 #include "up.hpp"
 
 #include <ctime>
+#include <fstream>
 #include <unistd.h>
 
 #include "accel_probe.hpp"
@@ -158,6 +159,15 @@ Process start_partlinkd(RunState& state, const UpOptions& opts, const Layout& la
     std::optional<fs::path> capacity;
     if (policy)
         capacity = write_run_capacity_config(dir, run_capacity_config(state, *policy, dir));
+    // partlinkd serves a copy, which `segments load` replaces.
+    std::optional<std::pair<fs::path, fs::path>> segments;
+    if (opts.segments) {
+        std::ifstream in(*opts.segments, std::ios::binary);
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        write_file_atomic(dir.segments_table(), text);
+        remove_if_exists(dir.segments_state());
+        segments = std::pair{dir.segments_table(), dir.segments_state()};
+    }
     // A fresh fabric: no stale socket, no ports of an earlier run.
     remove_if_exists(d.socket);
     remove_if_exists(d.segment);
@@ -168,13 +178,14 @@ Process start_partlinkd(RunState& state, const UpOptions& opts, const Layout& la
     spawn.output_file = d.log;
     spawn.new_session = true;
     Process daemon = Process::spawn(
-        partlinkd_argv(layout.partlinkd, d.socket, d.segment, d.config, capacity), spawn);
+        partlinkd_argv(layout.partlinkd, d.socket, d.segment, d.config, capacity, segments), spawn);
     state.partlinkd->pid = daemon.pid();
     dir.save_state(state);
     wait_until_listening(daemon, d.log, d.socket, kPartlinkdStartTimeout, InterruptWatch::check);
     out.info("network partlink: partlinkd pid " + std::to_string(daemon.pid()) + " on " +
              d.socket.string() + " (config " + d.config.string() +
-             (capacity ? ", capacity " + capacity->string() : std::string()) + ", log " +
+             (capacity ? ", capacity " + capacity->string() : std::string()) +
+             (segments ? ", segments " + segments->first.string() : std::string()) + ", log " +
              d.log.string() + ")");
     return daemon;
 }

@@ -90,12 +90,34 @@ static uint64_t partlink_seg_align(uint64_t size)
     return size >= 2 * MiB ? 2 * MiB : qemu_real_host_page_size();
 }
 
-/* First fit in the window; the table is small. */
+/* Whether the driver may still map what left this slot. */
+static bool partlink_seg_hole_held(PartlinkState *s, unsigned slot)
+{
+    PartlinkSegHole *hole = &s->seg_holes[slot];
+
+    if (hole->held && (int32_t)(s->seg_ack - hole->generation) >= 0) {
+        hole->held = false;
+    }
+    return hole->held;
+}
+
+static bool partlink_seg_overlaps(uint64_t at, uint64_t size,
+                                  uint64_t offset, uint64_t len,
+                                  uint64_t *end)
+{
+    if (at < offset + len && offset < at + size) {
+        *end = offset + len;
+        return true;
+    }
+    return false;
+}
+
+/* First fit in the window, around segments and held holes. */
 static bool partlink_seg_place(PartlinkState *s, uint64_t size,
                                uint64_t *offset)
 {
     uint64_t align = partlink_seg_align(size);
-    uint64_t at = 0;
+    uint64_t at = 0, end;
     bool moved = true;
     unsigned i;
 
@@ -107,10 +129,14 @@ static bool partlink_seg_place(PartlinkState *s, uint64_t size,
         }
         for (i = 0; i < PARTLINK_SEG_SLOTS; i++) {
             PartlinkSegment *seg = &s->segs[i];
+            PartlinkSegHole *hole = &s->seg_holes[i];
 
-            if (seg->mem && at < seg->offset + seg->size &&
-                seg->offset < at + size) {
-                at = seg->offset + seg->size;
+            if ((seg->mem && partlink_seg_overlaps(at, size, seg->offset,
+                                                   seg->size, &end)) ||
+                (partlink_seg_hole_held(s, i) &&
+                 partlink_seg_overlaps(at, size, hole->offset, hole->size,
+                                       &end))) {
+                at = end;
                 moved = true;
             }
         }
@@ -121,7 +147,14 @@ static bool partlink_seg_place(PartlinkState *s, uint64_t size,
 
 static void partlink_seg_unmap(PartlinkState *s, PartlinkSegment *seg)
 {
+    PartlinkSegHole *hole = &s->seg_holes[seg - s->segs];
+
     trace_partlink_seg_gone(s->port_id, seg->id, seg->name);
+    /* Callers announce the removal as the next generation. */
+    hole->held = true;
+    hole->generation = s->seg_generation + 1;
+    hole->offset = seg->offset;
+    hole->size = seg->size;
     memory_region_del_subregion(&s->seg_window, &seg->mem->mr);
     object_unref(OBJECT(seg->mem));
     memset(seg, 0, sizeof(*seg));
@@ -227,12 +260,13 @@ bool partlink_seg_add(PartlinkState *s, const struct partlink_msg_segment *m,
         return true;
     }
     for (i = 0; i < PARTLINK_SEG_SLOTS && !seg; i++) {
-        if (!s->segs[i].mem) {
+        if (!s->segs[i].mem && !partlink_seg_hole_held(s, i)) {
             seg = &s->segs[i];
         }
     }
     if (!seg) {
-        error_setg(&err, "all %d slots are taken", PARTLINK_SEG_SLOTS);
+        error_setg(&err, "all %d slots are taken or not yet released by "
+                   "the driver", PARTLINK_SEG_SLOTS);
     } else if (!partlink_seg_place(s, m->size, &offset)) {
         error_setg(&err, "no room for %" PRIu64 " bytes in the %" PRIu64
                    "-byte window (property segment-window)",
@@ -490,6 +524,15 @@ bool partlink_seg_read(PartlinkState *s, hwaddr addr, uint64_t *val)
 
 bool partlink_seg_write(PartlinkState *s, hwaddr addr, uint64_t val)
 {
+    if (addr == PARTLINK_REG_SEG_ACK) {
+        /* A generation the device has not reached yet releases nothing. */
+        if ((int32_t)(s->seg_generation - (uint32_t)val) < 0) {
+            partlink_bad_access(s, addr, 4, "SEG_ACK ahead of SEG_GENERATION");
+        } else {
+            s->seg_ack = val;
+        }
+        return true;
+    }
     if (addr != PARTLINK_REG_SEG_RING) {
         return false;
     }
@@ -505,6 +548,8 @@ bool partlink_seg_write(PartlinkState *s, hwaddr addr, uint64_t val)
 
 void partlink_seg_reset(PartlinkState *s)
 {
+    /* After a machine reset no guest process maps anything. */
+    s->seg_ack = s->seg_generation;
     s->seg_pending = 0;
     s->seg_ring_status = 0;
     s->seg_errors = 0;

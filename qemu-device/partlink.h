@@ -92,6 +92,17 @@ typedef struct PartlinkSegment {
     char name[PARTLINK_SEG_NAME_LEN];
 } PartlinkSegment;
 
+/*
+ * A removed segment's slot and window range, not to be reused until the
+ * driver acknowledges the generation that removed it (SEG_ACK).
+ */
+typedef struct PartlinkSegHole {
+    bool held;
+    uint32_t generation;        /* the one that announced the removal */
+    uint64_t offset;
+    uint64_t size;
+} PartlinkSegHole;
+
 /* A partition this one shares segments with, to ring. */
 typedef struct PartlinkSegPeer {
     int doorbell_fd;
@@ -188,8 +199,10 @@ struct PartlinkState {
     MemoryRegion seg_window;
     MemoryRegion seg_hole;
     PartlinkSegment segs[PARTLINK_SEG_SLOTS];
+    PartlinkSegHole seg_holes[PARTLINK_SEG_SLOTS];     /* by slot */
     PartlinkSegPeer seg_peers[PARTLINK_FABRIC_PORTS];
     uint32_t seg_generation;
+    uint32_t seg_ack;           /* the generation the driver applied */
     uint32_t seg_pending;       /* slots rung, a bit each */
     uint32_t seg_ring_status;
     uint32_t seg_errors;

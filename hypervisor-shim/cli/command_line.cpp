@@ -19,13 +19,14 @@ constexpr const char* kDescription =
     "partlink boots a partitioned machine: several QEMU guests (partitions) joined by a data "
     "network, managed like Vagrant or Lima machines.";
 
-constexpr const char* kCommands = "up, start, stop, ssh, status, wlm, down";
+constexpr const char* kCommands = "up, start, stop, ssh, status, wlm, segments, down";
 
 constexpr const char* kFooter = R"(Examples:
   partlink up --vms 3                 boot vm1..vm3, each with 10.77.0.N/24 on pl0
   partlink ssh vm1 -- ping -c 1 10.77.0.2
   partlink status --json
   partlink wlm log                    the capacity directives partlinkd applied
+  partlink segments                   the shared segments and who holds each
   partlink stop vm2                   stop one partition; the others keep running
   partlink start vm2                  boot it again, as `up` did
   partlink down
@@ -42,6 +43,8 @@ struct Parsed {
     std::string vm;
     std::vector<std::string> words;
     std::optional<std::string> chart_out;
+    std::string segments_file;
+    bool dry_run = false;
 };
 
 // Adds an option whose value is validated later, as a string: CLI11's own
@@ -131,7 +134,8 @@ std::string usage_message(const CLI::ParseError& e, const CLI::App& app,
         if (sub.empty()) {
             if (auto word = first_word(args))
                 return "unknown command '" + *word + "'; commands are " + kCommands + hint;
-            return "a command is required: up, start, stop, ssh, status, wlm or down" + hint;
+            return "a command is required: up, start, stop, ssh, status, wlm, segments or down" +
+                   hint;
         }
         if (sub == "wlm") {
             if (auto word = word_after_wlm(args))
@@ -220,6 +224,10 @@ name exactly vm1..vmN, and a --fabric-config's "wlm" must be its privileged part
                    "the one partition that may send directives (default: an equal share each, "
                    "min 0.1, max every CPU, vm1)")
         ->type_name("FILE");
+    up->add_option("--segments", p.up.segments,
+                   "--net partlink: the shared segments' table (segments.json: name, size, "
+                   "pinned, and per partition uid, gid, mode, rw or ro; docs/spec.md)")
+        ->type_name("FILE");
 
     CLI::App* start = app.add_subcommand(
         "start",
@@ -278,6 +286,24 @@ Example:
     wlm_chart->footer("From RUN/wlm-chart.jsonl and RUN/wlm-audit.jsonl; needs python3-matplotlib "
                       "(`make deps`).");
 
+    CLI::App* segments = app.add_subcommand(
+        "segments", "Shared segments: list them with who may map and who holds each, or load a "
+                    "new table into the running partitions");
+    segments->add_flag("--json", p.json, "Machine-readable output");
+    segments->footer(R"(Examples:
+  partlink segments                     each segment: id, size, who may map it, who holds it
+  partlink segments load new.json       print the changes, then apply them
+  partlink segments load new.json --dry-run
+From RUN/segments-state.json, which partlinkd writes; `up --segments FILE` starts it.)");
+    CLI::App* segments_load = segments->add_subcommand(
+        "load", "Replace the table on running partitions: adds, removes (a removed segment's "
+                "mappings in the guests fault with SIGBUS), changes access");
+    segments_load->add_option("FILE", p.segments_file, "The new segments.json")
+        ->required()
+        ->type_name("");
+    segments_load->add_flag("--dry-run", p.dry_run, "Only print what would change");
+    segments_load->footer("");
+
     CLI::App* down = app.add_subcommand(
         "down", "Stop every partition and remove its network; keeps logs and consoles");
     down->footer("");
@@ -321,6 +347,12 @@ Example:
         if (p.chart_out && p.chart_out->empty())
             throw UsageError("--out must not be empty");
         result.command = WlmChartCommand{p.chart_out};
+    } else if (segments_load->parsed()) {
+        if (p.segments_file.empty())
+            throw UsageError("segments load needs a file, e.g. partlink segments load new.json");
+        result.command = SegmentsLoadCommand{p.segments_file, p.dry_run};
+    } else if (segments->parsed()) {
+        result.command = SegmentsCommand{p.json};
     } else if (down->parsed()) {
         result.command = DownCommand{};
     }

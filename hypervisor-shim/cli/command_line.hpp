@@ -3,6 +3,7 @@
 // message; nothing here touches the host.
 #pragma once
 
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <variant>
@@ -38,12 +39,20 @@ struct WlmChartCommand {
     std::optional<std::string> out; // nothing: RUN/wlm-chart.png
 };
 // --help and --version: print `text` to stdout and exit 0.
+struct SegmentsCommand {
+    bool json = false;
+};
+struct SegmentsLoadCommand {
+    std::filesystem::path file;
+    bool dry_run = false;
+};
 struct HelpCommand {
     std::string text;
 };
 
-using Command = std::variant<UpCommand, StartCommand, StopCommand, DownCommand, StatusCommand,
-                             SshCommand, WlmLogCommand, WlmChartCommand, HelpCommand>;
+using Command =
+    std::variant<UpCommand, StartCommand, StopCommand, DownCommand, StatusCommand, SshCommand,
+                 WlmLogCommand, WlmChartCommand, SegmentsCommand, SegmentsLoadCommand, HelpCommand>;
 
 struct CommandLine {
     std::optional<std::string> run_dir; // --run-dir

@@ -9,6 +9,7 @@
 #include "../output.hpp"
 #include "../process.hpp"
 #include "../run_dir.hpp"
+#include "../segments_command.hpp"
 #include "../ssh.hpp"
 #include "../start_stop.hpp"
 #include "../status.hpp"
@@ -152,6 +153,14 @@ int run_status(const fs::path& run_dir, bool json) {
     else
         std::cout << render_status_table(report);
     return kExitOk;
+}
+
+int run_segments(const fs::path& run_dir, bool json) {
+    return run_segments_list(existing_run(run_dir), json);
+}
+
+int run_segments_load(const fs::path& run_dir, const fs::path& file, bool dry_run) {
+    return partlink::run_segments_load(existing_run(run_dir), file, dry_run);
 }
 
 int run_wlm_log(const fs::path& run_dir, bool json) {

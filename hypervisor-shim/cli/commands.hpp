@@ -18,6 +18,10 @@ int run_start(const StartOptions& options, const Layout& layout,
 int run_stop(const std::string& vm, const std::filesystem::path& run_dir);
 int run_down(const std::filesystem::path& run_dir);
 int run_status(const std::filesystem::path& run_dir, bool json);
+// `segments`: the shared segments of the run; `segments load FILE`.
+int run_segments(const std::filesystem::path& run_dir, bool json);
+int run_segments_load(const std::filesystem::path& run_dir, const std::filesystem::path& file,
+                      bool dry_run);
 // `wlm log`: the capacity audit log as a table (or JSON lines).
 int run_wlm_log(const std::filesystem::path& run_dir, bool json);
 // `wlm chart`: runs the plotting script on the run's chart and audit logs.

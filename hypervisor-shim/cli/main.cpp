@@ -35,6 +35,10 @@ int dispatch(const partlink::cli::CommandLine& cl) {
             [&](const SshCommand& c) { return run_ssh(c.vm, c.command, layout, run_dir); },
             [&](const WlmLogCommand& c) { return run_wlm_log(run_dir, c.json); },
             [&](const WlmChartCommand& c) { return run_wlm_chart(c.out, layout, run_dir); },
+            [&](const SegmentsCommand& c) { return run_segments(run_dir, c.json); },
+            [&](const SegmentsLoadCommand& c) {
+                return run_segments_load(run_dir, c.file, c.dry_run);
+            },
             [&](const HelpCommand&) { return kExitOk; },
         },
         cl.command);

@@ -16,10 +16,11 @@ std::string describe(const std::string& name, unsigned port, pid_t pid) {
     return name + " (port " + std::to_string(port) + ", pid " + std::to_string(pid) + ")";
 }
 
-Broker::Broker(Segment& segment, Config config, Log log)
+Broker::Broker(Segment& segment, Config config, Log log, const segments::Store* shared)
     : segment_(segment)
     , config_(std::move(config))
-    , log_(std::move(log)) {
+    , log_(std::move(log))
+    , shared_(shared) {
     if (!segment_.writable())
         throw Error("the broker needs a writable fabric segment");
 }
@@ -142,6 +143,19 @@ std::vector<Outgoing> Broker::hello(ClientId client, pid_t pid, Hello hello) {
         out.push_back(Outgoing{other->client, make_peer_up(newcomer.port, fds_of(newcomer))});
         ++peers;
     }
+    std::size_t segments = 0;
+    if (shared_) {
+        for (const auto id : shared_->ids_of(newcomer.name)) {
+            out.push_back(segment_message(newcomer, id));
+            ++segments;
+        }
+        for (auto& other : ports_) {
+            if (!other || other->client == client)
+                continue;
+            tell_shared(newcomer, *other, out);
+            tell_shared(*other, newcomer, out);
+        }
+    }
     // A device that registers again may still map peers that died while no
     // daemon was there to tell it.
     if (kept)
@@ -152,6 +166,7 @@ std::vector<Outgoing> Broker::hello(ClientId client, pid_t pid, Hello hello) {
          (kept ? " registered again (epoch " + std::to_string(epoch) + " kept)"
                : " up (epoch " + std::to_string(epoch) + ")") +
          " in network " + config_.network_name(*network) + ", " + plural(peers, "peer") +
+         (segments ? ", " + plural(segments, "shared segment") : "") +
          (flags & PARTLINK_PORT_WLM ? ", WLM" : ""));
     return out;
 }
@@ -163,7 +178,7 @@ std::vector<Outgoing> Broker::sweep() {
     for (auto& dead : cleaned) {
         std::size_t told = 0;
         for (const auto& other : ports_)
-            if (other && other->network == dead.network) {
+            if (other && concerns(*other, dead.network, dead.index)) {
                 out.push_back(Outgoing{other->client, make_peer_down(dead.index, dead.epoch)});
                 ++told;
             }
@@ -196,12 +211,68 @@ std::vector<Outgoing> Broker::disconnect(ClientId client) {
     }
 
     std::vector<Outgoing> out;
-    for (const auto& other : ports_)
-        if (other && other->network == gone.network)
+    for (auto& other : ports_)
+        if (other && concerns(*other, gone.network, index)) {
             out.push_back(Outgoing{other->client, make_peer_down(index, old_epoch)});
+            other->told_shared[index] = 0;
+        }
     log_(describe(gone.name, index, gone.pid) + " down (epoch " + std::to_string(old_epoch) +
          " -> " + std::to_string(new_epoch) + "), " + plural(out.size(), "peer") + " told");
     return out;
+}
+
+bool Broker::concerns(const Registration& other, std::uint32_t network, unsigned port) const {
+    return other.network == network || other.told_shared[port] != 0;
+}
+
+Outgoing Broker::segment_message(const Registration& to, std::uint32_t id) const {
+    return Outgoing{to.client,
+                    make_segment(shared_->message(id, to.name), shared_->fd_for(id, to.name))};
+}
+
+void Broker::tell_shared(Registration& to, const Registration& about, std::vector<Outgoing>& out) {
+    const unsigned port = about.port.port;
+    const std::uint64_t mask = shared_ ? shared_->shared(to.name, about.name) : 0;
+    if (mask == to.told_shared[port])
+        return;
+    out.push_back(Outgoing{to.client, make_seg_peer(port, about.port.epoch, mask,
+                                                    about.fds.empty() ? -1 : about.fds[0].get())});
+    to.told_shared[port] = mask;
+}
+
+std::vector<Outgoing> Broker::segments_changed(const segments::Applied& applied) {
+    std::vector<Outgoing> out;
+    if (!shared_)
+        return out;
+    for (auto& registration : ports_) {
+        if (!registration)
+            continue;
+        const auto it = applied.partitions.find(registration->name);
+        if (it == applied.partitions.end())
+            continue;
+        const auto& update = it->second;
+        for (const auto id : update.unmap)
+            out.push_back(Outgoing{registration->client, make_segment_gone(id)});
+        for (const auto id : update.map)
+            out.push_back(segment_message(*registration, id));
+        for (const auto id : update.update)
+            out.push_back(segment_message(*registration, id));
+    }
+    for (auto& to : ports_)
+        for (const auto& about : ports_)
+            if (to && about && to->client != about->client)
+                tell_shared(*to, *about, out);
+    return out;
+}
+
+std::vector<std::string> Broker::holders(std::uint32_t id) const {
+    std::vector<std::string> names;
+    if (!shared_)
+        return names;
+    for (const auto& registration : ports_)
+        if (registration && (shared_->mask_of(registration->name) >> id & 1))
+            names.push_back(registration->name);
+    return names;
 }
 
 } // namespace partlink::fabric

@@ -17,6 +17,7 @@
 #include "hello.hpp"
 #include "protocol.hpp"
 #include "segment.hpp"
+#include "store.hpp"
 
 namespace partlink::fabric {
 
@@ -36,7 +37,10 @@ public:
     // One line per event, without the "partlinkd: " prefix.
     using Log = std::function<void(const std::string&)>;
 
-    Broker(Segment& segment, Config config, Log log);
+    // `shared`: the shared segments whose memfds registered devices get
+    // (SEGMENT) and whose sharers may ring each other (SEG_PEER); it must
+    // outlive the broker.  Without it, no segments.
+    Broker(Segment& segment, Config config, Log log, const segments::Store* shared = nullptr);
     // Leaves the port slots as they are: devices keep running without a
     // daemon and register again when one is back.
     ~Broker() = default;
@@ -63,6 +67,13 @@ public:
     // for such ports of their network, which they may still have mapped.
     std::vector<Outgoing> sweep();
 
+    // The shared segments' store has just applied a new table: SEGMENT_GONE
+    // and SEGMENT to each registered device as `applied` says, then SEG_PEER
+    // wherever what two devices share changed.
+    std::vector<Outgoing> segments_changed(const segments::Applied& applied);
+    // The registered partitions holding segment `id` (sent its memfd).
+    std::vector<std::string> holders(std::uint32_t id) const;
+
     std::optional<unsigned> port_of(ClientId client) const;
     // The name and PARTLINK_PORT_* flags a registered connection holds.
     struct PortIdentity {
@@ -81,8 +92,10 @@ private:
         std::string name;
         std::uint32_t network = 0;
         std::uint32_t flags = 0;
-        partlink_msg_port port{}; // as announced in PEER_UP, with the epoch
-        std::vector<UniqueFd> fds;
+        partlink_msg_port port{};  // as announced in PEER_UP, with the epoch
+        std::vector<UniqueFd> fds; // the doorbell eventfd first
+        // The segments it was told it shares with each port (SEG_PEER).
+        std::array<std::uint64_t, PARTLINK_FABRIC_PORTS> told_shared{};
     };
 
     std::vector<int> fds_of(const Registration& registration) const;
@@ -91,10 +104,18 @@ private:
     // daemon restart yet).
     bool slot_live(unsigned index) const;
     std::string conflict(const Hello& hello) const;
+    // SEGMENT for segment `id` to `to`.
+    Outgoing segment_message(const Registration& to, std::uint32_t id) const;
+    // SEG_PEER to `to` about `about` if what they share changed.
+    void tell_shared(Registration& to, const Registration& about, std::vector<Outgoing>& out);
+    // Whether a port going away concerns `other`: same network, or a
+    // segment shared with it.
+    bool concerns(const Registration& other, std::uint32_t network, unsigned port) const;
 
     Segment& segment_;
     Config config_;
     Log log_;
+    const segments::Store* shared_;
     std::array<std::optional<Registration>, PARTLINK_FABRIC_PORTS> ports_;
     std::map<ClientId, unsigned> clients_;
     // Ports freed by sweep(), until registered again.

@@ -118,4 +118,11 @@ std::uint32_t Config::flags_of(const std::string& name) const {
     return wlm_ && *wlm_ == name ? PARTLINK_PORT_WLM : 0;
 }
 
+std::vector<std::string> Config::partitions() const {
+    std::vector<std::string> names;
+    for (const auto& [name, network] : members_)
+        names.push_back(name);
+    return names;
+}
+
 } // namespace partlink::fabric

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace partlink::fabric {
 
@@ -36,6 +37,9 @@ public:
     std::uint32_t flags_of(const std::string& name) const;
 
     bool has_networks() const { return has_networks_; }
+    // The partitions of the configured networks, in name order; empty
+    // without networks (then any partition may join).
+    std::vector<std::string> partitions() const;
     const std::optional<std::string>& wlm() const { return wlm_; }
 
 private:

@@ -76,6 +76,12 @@ std::string message_name(std::uint32_t type) {
         return "MBOX_REQUEST";
     case PARTLINK_MSG_MBOX_ANSWER:
         return "MBOX_ANSWER";
+    case PARTLINK_MSG_SEGMENT:
+        return "SEGMENT";
+    case PARTLINK_MSG_SEGMENT_GONE:
+        return "SEGMENT_GONE";
+    case PARTLINK_MSG_SEG_PEER:
+        return "SEG_PEER";
     default:
         return "message type " + std::to_string(type);
     }
@@ -109,6 +115,21 @@ Message make_mbox_answer(std::uint32_t seq, const partlink_mbox_answer& answer) 
     message.seq = seq;
     message.answer = answer;
     return make(PARTLINK_MSG_MBOX_ANSWER, message);
+}
+
+Message make_segment(const partlink_msg_segment& segment, int memfd) {
+    return make(PARTLINK_MSG_SEGMENT, segment, {memfd});
+}
+
+Message make_segment_gone(std::uint32_t id) {
+    return make(PARTLINK_MSG_SEGMENT_GONE, partlink_msg_segment_gone{id, 0});
+}
+
+Message make_seg_peer(std::uint32_t port, std::uint32_t epoch, std::uint64_t shared, int doorbell) {
+    const partlink_msg_seg_peer peer{port, epoch, shared};
+    if (shared == 0)
+        return make(PARTLINK_MSG_SEG_PEER, peer);
+    return make(PARTLINK_MSG_SEG_PEER, peer, {doorbell});
 }
 
 std::string refuse_reason(const Received& message) {

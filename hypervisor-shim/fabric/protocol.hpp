@@ -50,6 +50,10 @@ Message make_refuse(std::string_view reason);
 Message make_peer_up(const partlink_msg_port& port, std::span<const int> fds);
 Message make_peer_down(std::uint32_t port, std::uint32_t epoch);
 Message make_mbox_answer(std::uint32_t seq, const partlink_mbox_answer& answer);
+Message make_segment(const partlink_msg_segment& segment, int memfd);
+Message make_segment_gone(std::uint32_t id);
+// `doorbell` is the peer's eventfd, or -1 (sent without) when shared is 0.
+Message make_seg_peer(std::uint32_t port, std::uint32_t epoch, std::uint64_t shared, int doorbell);
 
 // A fixed-size payload, for the daemon's messages (a device's tests and the
 // fake devices of our tests use it).  Throws ProtocolError on a size mismatch.

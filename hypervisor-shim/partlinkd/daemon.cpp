@@ -92,7 +92,8 @@ CapacityService load_capacity(const Options& options, const fabric::Config& conf
 Daemon::Daemon(const Options& options, fabric::Config config, CapacityService capacity)
     : segment_(fabric::Segment::open_or_create(options.segment))
     , segment_lock_(lock_segment(options.segment))
-    , broker_(segment_, std::move(config), log_line)
+    , segments_(options.segments, options.segments_state, config)
+    , broker_(segment_, std::move(config), log_line, &segments_.store())
     , capacity_(std::move(capacity))
     , mailbox_(capacity_, [this](MailboxWorker::Done done) { mailbox_done(std::move(done)); })
     , listener_(options.socket) {
@@ -110,6 +111,13 @@ Daemon::Daemon(const Options& options, fabric::Config config, CapacityService ca
     }
     if (const auto& wlm = broker_.config().wlm())
         log_line("WLM partition: " + *wlm);
+    if (segments_.enabled()) {
+        const auto& table = segments_.store().table();
+        log_line("shared segments from " + options.segments->string() + ": " +
+                 std::to_string(table.segments().size()) + ", " +
+                 segments::format_size(table.total_size()) + " (SIGHUP reloads)");
+    }
+    write_segment_state();
     if (capacity_.enabled())
         log_line(capacity_.start_note() + ", total " +
                  std::to_string(capacity_.pool()->total().cpus()) + " CPU");
@@ -118,6 +126,7 @@ Daemon::Daemon(const Options& options, fabric::Config config, CapacityService ca
     accept_watch_.reset(g_unix_fd_add(listener_.fd(), G_IO_IN, on_accept, this));
     sigterm_.reset(g_unix_signal_add(SIGTERM, on_sigterm, this));
     sigint_.reset(g_unix_signal_add(SIGINT, on_sigint, this));
+    sighup_.reset(g_unix_signal_add(SIGHUP, on_sighup, this));
     sweeper_.reset(g_timeout_add_seconds(kSweepSeconds, on_sweep, this));
 }
 
@@ -136,6 +145,35 @@ gboolean Daemon::on_sigterm(gpointer data) {
     self->signal_ = SIGTERM;
     self->loop_.quit();
     return G_SOURCE_CONTINUE;
+}
+
+gboolean Daemon::on_sighup(gpointer data) {
+    static_cast<Daemon*>(data)->reload_segments();
+    return G_SOURCE_CONTINUE;
+}
+
+void Daemon::reload_segments() {
+    std::vector<std::string> changes;
+    try {
+        auto applied = segments_.reload(changes);
+        for (const auto& change : changes)
+            log_line("segments: " + change);
+        log_line("segments reloaded: " + std::to_string(changes.size()) + " change" +
+                 (changes.size() == 1 ? "" : "s"));
+        deliver(broker_.segments_changed(applied));
+        write_segment_state();
+    } catch (const Error& e) {
+        log_line(std::string("segments: reload refused, the table stays as it was: ") + e.what());
+        write_segment_state(e.what());
+    }
+}
+
+void Daemon::write_segment_state(const std::string& error) {
+    try {
+        segments_.write_state(broker_, error);
+    } catch (const Error& e) {
+        log_line(e.what());
+    }
 }
 
 gboolean Daemon::on_sigint(gpointer data) {
@@ -295,6 +333,7 @@ void Daemon::handle(Connection& c, fabric::Received message) {
         // A lock that cannot be recovered, for one.
         deliver(broker_.refuse(c.id, c.who, e.what()));
     }
+    write_segment_state();
     if (const auto identity = broker_.identity_of(c.id); identity && capacity_.enabled()) {
         MailboxWorker::Job job;
         job.client = c.id;
@@ -429,6 +468,7 @@ void Daemon::reap() {
         } catch (const Error& e) {
             log_line(e.what());
         }
+        write_segment_state();
     }
 }
 

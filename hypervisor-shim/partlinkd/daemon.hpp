@@ -17,6 +17,7 @@
 #include "mailbox_worker.hpp"
 #include "protocol.hpp"
 #include "segment.hpp"
+#include "segment_service.hpp"
 
 namespace partlink::daemon {
 
@@ -27,6 +28,10 @@ struct Options {
     // The run's capacity setup (capacity/run_config.hpp); without it every
     // mailbox directive is refused.
     std::optional<std::filesystem::path> capacity;
+    // The shared segments' table (re-read on SIGHUP), and where to write
+    // their state for `partlink segments`.
+    std::optional<std::filesystem::path> segments;
+    std::optional<std::filesystem::path> segments_state;
 };
 
 // One line on stderr: "partlinkd: MESSAGE".
@@ -78,6 +83,7 @@ private:
     static gboolean on_sweep(gpointer data);
     static gboolean on_sigterm(gpointer data);
     static gboolean on_sigint(gpointer data);
+    static gboolean on_sighup(gpointer data);
 
     void accept_all();
     void read_from(Connection& connection);
@@ -88,9 +94,12 @@ private:
     void flush(Connection& connection);
     void close_later(Connection& connection);
     void reap();
+    void reload_segments();
+    void write_segment_state(const std::string& error = "");
 
     fabric::Segment segment_;
     UniqueFd segment_lock_;
+    SegmentService segments_; // before the broker, which hands out its memfds
     fabric::Broker broker_;
     CapacityService capacity_;
     MailboxWorker mailbox_; // uses capacity_ on its thread
@@ -107,6 +116,7 @@ private:
     Source sweeper_;
     Source sigterm_;
     Source sigint_;
+    Source sighup_;
 };
 
 } // namespace partlink::daemon

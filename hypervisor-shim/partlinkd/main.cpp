@@ -33,6 +33,14 @@ partlink::daemon::Options parse(int argc, char** argv, bool& help) {
                    "JSON: the run's capacity policy, cgroups and logs (written by `partlink up`); "
                    "without it, capacity directives are refused")
         ->type_name("FILE");
+    std::string segments;
+    app.add_option("--segments", segments,
+                   "JSON: the shared segments' table (see docs/spec.md); re-read on SIGHUP")
+        ->type_name("FILE");
+    std::string segments_state;
+    app.add_option("--segments-state", segments_state,
+                   "where to write the segments' state for `partlink segments`")
+        ->type_name("FILE");
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
@@ -46,6 +54,10 @@ partlink::daemon::Options parse(int argc, char** argv, bool& help) {
         options.config = config;
     if (!capacity.empty())
         options.capacity = capacity;
+    if (!segments.empty())
+        options.segments = segments;
+    if (!segments_state.empty())
+        options.segments_state = segments_state;
     return options;
 }
 

@@ -222,6 +222,11 @@ struct partlink_hv_exchange {
  * reads PARTLINK_SEG_ST_*.  A ring raises the SEG vector in the target
  * and sets the bit of the target's slot for that segment in its
  * SEG_PENDING, which reading clears.
+ *
+ * The driver writes SEG_ACK with the generation whose table it has
+ * applied, removed segments unmapped: until then the device gives a
+ * removed segment's slot and window range to no other segment, so that a
+ * stale mapping or ring never reaches another segment's memory.
  */
 #define PARTLINK_SEG_BAR		2
 #define PARTLINK_REG_SEG_SLOTS		0x300	/* RO: table entries */
@@ -230,6 +235,7 @@ struct partlink_hv_exchange {
 #define PARTLINK_REG_SEG_RING		0x30c	/* WO: slot | port << 8 */
 #define PARTLINK_REG_SEG_RING_STATUS	0x310	/* RO: PARTLINK_SEG_ST_* */
 #define PARTLINK_REG_SEG_ERRORS		0x314	/* RO: refused rings */
+#define PARTLINK_REG_SEG_ACK		0x318	/* WO: generation applied */
 #define PARTLINK_REG_SEG_TABLE		0x800	/* RO: struct partlink_seg_entry[] */
 
 #define PARTLINK_SEG_SLOTS		32

@@ -222,13 +222,41 @@ def test_segments_are_placed_apart_and_gone_leaves_a_hole(daemon):
         assert a.q.memread(hole, 4) == b"\xff" * 4
         a.q.memwrite(hole, b"lost")
         assert os.pread(fds[1], 4, 0) == b"B\0\0\0"
-        # A new segment may take the freed room.
+        # Until the driver says it applied generation 4, neither the slot
+        # nor the range goes to another segment: a stale mapping would
+        # reach it.
         send_segment(daemon, 9, "d", PAGE, fds[1])
         wait_generation(a, 5)
-        assert entry(a, 1)["name"] == "d"
+        d = entry(a, 3)
+        assert d["name"] == "d" and entry(a, 1)["flags"] == 0
+        assert not entries[1]["offset"] <= d["offset"] < \
+            entries[1]["offset"] + entries[1]["size"]
+        a.writel("SEG_ACK", 5)
+        send_segment(daemon, 10, "e", 4 << 20, fds[1])
+        wait_generation(a, 6)
+        assert entry(a, 1)["name"] == "e"
+        assert entry(a, 1)["offset"] == entries[1]["offset"]
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def test_an_ack_from_the_future_is_refused(daemon):
+    a = daemon.adapter()
+    fd = memfd(PAGE)
+    try:
+        send_segment(daemon, 1, "a", PAGE, fd)
+        wait_generation(a, 1)
+        before = a.readl("BAD_ACCESS")
+        a.writel("SEG_ACK", 2)
+        assert a.readl("BAD_ACCESS") == before + 1
+        send_gone(daemon, 1)
+        wait_generation(a, 2)
+        send_segment(daemon, 2, "b", PAGE, fd)
+        wait_generation(a, 3)
+        assert entry(a, 1)["name"] == "b"  # slot 0 is still held
+    finally:
+        os.close(fd)
 
 
 def test_unsealed_memory_is_not_mapped(daemon):

@@ -85,10 +85,10 @@ TEST(CommandLine, UsageErrorsAreOneClearLine) {
               std::string::npos);
     EXPECT_EQ(usage_error({"up", "--vms"}), "--vms needs a value (see partlink --help)");
     EXPECT_EQ(usage_error({}),
-              "a command is required: up, start, stop, ssh, status, wlm or down (see partlink "
-              "--help)");
+              "a command is required: up, start, stop, ssh, status, wlm, segments or down (see "
+              "partlink --help)");
     EXPECT_EQ(usage_error({"bogus"}), "unknown command 'bogus'; commands are up, start, stop, ssh, "
-                                      "status, wlm, down (see partlink --help)");
+                                      "status, wlm, segments, down (see partlink --help)");
     EXPECT_NE(usage_error({"up", "--bogus"}).find("--bogus"), std::string::npos);
     EXPECT_NE(usage_error({"status", "extra"}).find("extra"), std::string::npos);
     EXPECT_EQ(usage_error({"ssh"}), "ssh needs a partition name, e.g. partlink ssh vm1");
@@ -243,7 +243,8 @@ TEST(CommandLine, WlmUsageErrors) {
               "unknown option --bogus for `wlm log` (see partlink wlm log --help)");
     EXPECT_EQ(usage_error({"wlm", "chart", "--out"}), "--out needs a value (see partlink --help)");
     EXPECT_EQ(usage_error({"wlm", "chart", "--out", ""}), "--out must not be empty");
-    EXPECT_NE(usage_error({"frob"}).find("commands are up, start, stop, ssh, status, wlm, down"),
+    EXPECT_NE(usage_error({"frob"}).find(
+                  "commands are up, start, stop, ssh, status, wlm, segments, down"),
               std::string::npos);
 }
 
