@@ -5,7 +5,8 @@
  * Private definitions shared by the parts of the driver: the PCI part
  * (partlink_main.c), the network interface and its TX ring
  * (partlink_netdev.c), the RX ring and NAPI (partlink_rx.c), ethtool
- * (partlink_ethtool.c) and the hypervisor mailbox (partlink_hv.c).
+ * (partlink_ethtool.c), the hypervisor mailbox (partlink_hv.c) and the
+ * shared segments (partlink_seg.c).
  */
 #ifndef PARTLINK_H
 #define PARTLINK_H
@@ -112,6 +113,13 @@ enum partlink_rx_stat {
 	PARTLINK_RXS_NR
 };
 
+/* Driver-side segment counters, reported by ethtool -S as seg_<name>. */
+enum partlink_seg_stat {
+	PARTLINK_SEGS_RINGS,		/* doorbells delivered to a segment */
+	PARTLINK_SEGS_BAD_ENTRIES,	/* table entries refused, per scan */
+	PARTLINK_SEGS_NR
+};
+
 /* A mapped piece of a TX packet. */
 struct partlink_tx_buf {
 	struct sk_buff *skb;	/* set on the packet's last entry only */
@@ -163,6 +171,7 @@ struct partlink_rx_ring {
 };
 
 struct partlink_hv;
+struct partlink_segs;
 
 struct partlink_dev {
 	struct net_device *netdev;
@@ -189,6 +198,13 @@ struct partlink_dev {
 	spinlock_t link_lock;	/* orders LINK reads and carrier changes */
 	u32 link;		/* last LINK register value */
 
+	/*
+	 * IRQ_CTRL as the driver wants it.  Netdev and segments own different
+	 * bits, and a device reset clears the register: see partlink_reset().
+	 */
+	spinlock_t irq_lock;	/* guards irq_ctrl and IRQ_CTRL writes */
+	u32 irq_ctrl;
+
 	spinlock_t ctr_lock;	/* the device latches one counter at a time */
 	/* a reset and the mailbox's MBOX_SEND never interleave */
 	spinlock_t reset_lock;
@@ -197,6 +213,8 @@ struct partlink_dev {
 
 	/* /dev/partlink-hv, if this adapter owns it; set at probe */
 	struct partlink_hv *hv;
+	/* shared segments, if the device has BAR 2; set at probe */
+	struct partlink_segs *segs;
 };
 
 static inline u32 partlink_rd(struct partlink_dev *pl, unsigned int reg)
@@ -208,6 +226,18 @@ static inline void partlink_wr(struct partlink_dev *pl, unsigned int reg,
 			       u32 val)
 {
 	iowrite32(val, pl->regs + reg);
+}
+
+/* Enable the vectors in @set, disable those in @clear; any context. */
+static inline void partlink_irq_ctrl(struct partlink_dev *pl, u32 set,
+				     u32 clear)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&pl->irq_lock, flags);
+	pl->irq_ctrl = (pl->irq_ctrl & ~clear) | set;
+	partlink_wr(pl, PARTLINK_REG_IRQ_CTRL, pl->irq_ctrl);
+	spin_unlock_irqrestore(&pl->irq_lock, flags);
 }
 
 static inline void partlink_stat_add(struct u64_stats_sync *syncp,
@@ -267,5 +297,13 @@ void partlink_set_ethtool_ops(struct net_device *netdev);
 int partlink_hv_probe(struct partlink_dev *pl);
 void partlink_hv_remove(struct partlink_dev *pl);
 void partlink_hv_reset(struct partlink_hv *hv);
+
+/* partlink_seg.c */
+int partlink_seg_init(void);
+void partlink_seg_exit(void);
+int partlink_seg_probe(struct partlink_dev *pl);
+void partlink_seg_remove(struct partlink_dev *pl);
+void partlink_seg_kick(struct partlink_dev *pl);
+void partlink_seg_get_stats(struct partlink_dev *pl, u64 *data);
 
 #endif /* PARTLINK_H */

@@ -4,7 +4,8 @@
  *
  * ethtool -S shows the device's own counters under their ABI names
  * (tx_packets, copies, rx_no_buffer, ...), then the driver's counters
- * as drv_<name>, then the fabric link.
+ * as drv_<name>, then the fabric link, then the shared segments' counters
+ * as seg_<name>.
  */
 
 #include <linux/ethtool.h>
@@ -80,9 +81,15 @@ static const char partlink_link_stat_names[][ETH_GSTRING_LEN] = {
 	"link_peers",
 };
 
+static const char partlink_seg_stat_names[][ETH_GSTRING_LEN] = {
+	[PARTLINK_SEGS_RINGS]		= "seg_rings_received",
+	[PARTLINK_SEGS_BAD_ENTRIES]	= "seg_bad_entries",
+};
+
 #define PARTLINK_NR_STATS	(PARTLINK_NR_COUNTERS + PARTLINK_TXS_NR + \
 				 PARTLINK_RXS_NR + \
-				 ARRAY_SIZE(partlink_link_stat_names))
+				 ARRAY_SIZE(partlink_link_stat_names) + \
+				 PARTLINK_SEGS_NR)
 
 /* Registers that get_regs reads: those that read without side effects. */
 static const u16 partlink_dump_regs[] = {
@@ -140,6 +147,7 @@ static void partlink_get_strings(struct net_device *netdev, u32 sset,
 		     PARTLINK_NR_COUNTERS);
 	BUILD_BUG_ON(ARRAY_SIZE(partlink_tx_stat_names) != PARTLINK_TXS_NR);
 	BUILD_BUG_ON(ARRAY_SIZE(partlink_rx_stat_names) != PARTLINK_RXS_NR);
+	BUILD_BUG_ON(ARRAY_SIZE(partlink_seg_stat_names) != PARTLINK_SEGS_NR);
 
 	if (sset != ETH_SS_STATS)
 		return;
@@ -151,6 +159,8 @@ static void partlink_get_strings(struct net_device *netdev, u32 sset,
 	data += sizeof(partlink_rx_stat_names);
 	memcpy(data, partlink_link_stat_names,
 	       sizeof(partlink_link_stat_names));
+	data += sizeof(partlink_link_stat_names);
+	memcpy(data, partlink_seg_stat_names, sizeof(partlink_seg_stat_names));
 }
 
 /* Read the device's 64-bit counters: low word first, it latches the high. */
@@ -178,6 +188,7 @@ static void partlink_get_ethtool_stats(struct net_device *netdev,
 	data += PARTLINK_RXS_NR;
 	*data++ = !!(link & PARTLINK_LINK_UP);
 	*data++ = link >> PARTLINK_LINK_PEERS_SHIFT;
+	partlink_seg_get_stats(pl, data);
 }
 
 static void partlink_get_ringparam(struct net_device *netdev,

@@ -7,7 +7,8 @@
  * finds the device, checks that it speaks our ABI, sets up MSI-X, takes
  * the device through the status handshake and follows the fabric link.
  * The network interface is in partlink_netdev.c and partlink_rx.c, the
- * hypervisor mailbox (/dev/partlink-hv) in partlink_hv.c.
+ * hypervisor mailbox (/dev/partlink-hv) in partlink_hv.c, the shared
+ * segments (/dev/partlink/seg/) in partlink_seg.c.
  *
  * The register layout is in <partlink/partlink_abi.h>, shared with the
  * device model; docs/spec.md describes it.
@@ -29,7 +30,9 @@
  * touching our rings and buffers.  The reset also empties the mailbox
  * and drops an answer still to come; the register write is under
  * reset_lock, so that the mailbox never sends a request a reset zeroed
- * (see partlink_hv_exchange()).  Sleeps: process context only.
+ * (see partlink_hv_exchange()).  The reset clears IRQ_CTRL too: the
+ * segments, which do not depend on the interface, get their vector back at
+ * once.  Sleeps: process context only.
  */
 void partlink_reset(struct partlink_dev *pl)
 {
@@ -43,6 +46,10 @@ void partlink_reset(struct partlink_dev *pl)
 	if (pl->hv)
 		partlink_hv_reset(pl->hv);
 	spin_unlock(&pl->reset_lock);
+
+	/* DATA and LINK wait for partlink_open(); what SEG missed is kept. */
+	partlink_irq_ctrl(pl, 0, PARTLINK_IRQ_DATA | PARTLINK_IRQ_LINK);
+	partlink_seg_kick(pl);
 
 	/*
 	 * A peer stopped in the middle of a copy into our buffers still holds
@@ -277,6 +284,7 @@ static int partlink_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	pl->pdev = pdev;
 	pl->regs = pcim_iomap_table(pdev)[PARTLINK_REG_BAR];
 	spin_lock_init(&pl->link_lock);
+	spin_lock_init(&pl->irq_lock);
 	spin_lock_init(&pl->ctr_lock);
 	spin_lock_init(&pl->reset_lock);
 	u64_stats_init(&pl->tx.syncp);
@@ -308,6 +316,11 @@ static int partlink_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (err)
 		goto err_free_vectors;
 
+	/* So do the segments; and the interface works without them. */
+	err = partlink_seg_probe(pl);
+	if (err)
+		dev_warn(dev, "no shared segments: %d\n", err);
+
 	netif_napi_add(netdev, &pl->napi, partlink_poll);
 	partlink_netdev_setup(pl);
 	partlink_set_ethtool_ops(netdev);
@@ -317,7 +330,7 @@ static int partlink_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (err) {
 		dev_err(dev, "cannot register the network interface: %d\n",
 			err);
-		goto err_hv;
+		goto err_seg;
 	}
 
 	netdev_info(netdev, "partlink ABI %u, port %u, MAC %pM, features %#x, frames up to %u bytes\n",
@@ -325,7 +338,8 @@ static int partlink_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		    pl->features, pl->max_packet);
 	return 0;
 
-err_hv:
+err_seg:
+	partlink_seg_remove(pl);
 	partlink_hv_remove(pl);
 err_free_vectors:
 	pci_free_irq_vectors(pdev);
@@ -344,6 +358,11 @@ static void partlink_remove(struct pci_dev *pdev)
 	unregister_netdev(pl->netdev);
 	/* Waits for a mailbox exchange in flight; open files get ENODEV. */
 	partlink_hv_remove(pl);
+	/*
+	 * After the interface, whose resets would re-enable SEG: revokes every
+	 * segment; its files get ENODEV, its mappings SIGBUS.
+	 */
+	partlink_seg_remove(pl);
 	partlink_reset(pl);
 	pci_free_irq_vectors(pdev);
 	free_netdev(pl->netdev);
@@ -359,6 +378,8 @@ static void partlink_shutdown(struct pci_dev *pdev)
 	if (netif_running(pl->netdev))
 		dev_close(pl->netdev);
 	rtnl_unlock();
+	/* Keep the reset from enabling SEG again. */
+	partlink_irq_ctrl(pl, 0, PARTLINK_IRQ_SEG);
 	partlink_reset(pl);
 }
 
@@ -375,7 +396,28 @@ static struct pci_driver partlink_pci_driver = {
 	.remove		= partlink_remove,
 	.shutdown	= partlink_shutdown,
 };
-module_pci_driver(partlink_pci_driver);
+
+static int __init partlink_init(void)
+{
+	int err;
+
+	/* The segments' class and minors, before any adapter's probe */
+	err = partlink_seg_init();
+	if (err)
+		return err;
+	err = pci_register_driver(&partlink_pci_driver);
+	if (err)
+		partlink_seg_exit();
+	return err;
+}
+module_init(partlink_init);
+
+static void __exit partlink_exit(void)
+{
+	pci_unregister_driver(&partlink_pci_driver);
+	partlink_seg_exit();
+}
+module_exit(partlink_exit);
 
 MODULE_DESCRIPTION("partlink inter-partition adapter driver");
 MODULE_LICENSE("GPL");

@@ -557,8 +557,7 @@ static int partlink_open(struct net_device *netdev)
 
 	napi_enable(&pl->napi);
 	partlink_refill_enable(pl, true);
-	partlink_wr(pl, PARTLINK_REG_IRQ_CTRL,
-		    PARTLINK_IRQ_DATA | PARTLINK_IRQ_LINK);
+	partlink_irq_ctrl(pl, PARTLINK_IRQ_DATA | PARTLINK_IRQ_LINK, 0);
 	partlink_update_link(pl);
 	netif_tx_start_all_queues(netdev);
 	pl->running = true;
