@@ -36,6 +36,11 @@ GUEST_PROGRAMS=(/usr/bin/iperf3 /usr/sbin/dropbear /usr/bin/dbclient
 # The in-guest workload manager, a static binary from the meson build
 # (make shim builds it before make images).
 PLWLM="$BUILD_DIR/meson/guest-driver/wlm/plwlm"
+# Pipes and message queues on shared segments, static binaries from the
+# same build.
+PLSEG_TOOLS=("$BUILD_DIR/meson/guest-driver/plseg/plpipe"
+	"$BUILD_DIR/meson/guest-driver/plseg/plmq"
+	"$BUILD_DIR/meson/guest-driver/plseg/plseg")
 # Number of guests the image knows by name (vm1..vmN = 10.77.0.1..N).
 MAX_GUESTS=16
 GUEST_NET=10.77.0
@@ -259,7 +264,11 @@ build_initramfs() {
 
 	[ -f "$init" ] || die "$init is missing"
 	[ -x "$PLWLM" ] || die "$PLWLM is missing: run 'make shim' first"
+	for tool in "${PLSEG_TOOLS[@]}"; do
+		[ -x "$tool" ] || die "$tool is missing: run 'make shim' first"
+	done
 	if ! stale "$img" "$init" "$SELF" "$OUT/partlink.ko" "$OUT/kernel-release" "$PLWLM" \
+		"${PLSEG_TOOLS[@]}" \
 		"$kd/guest_host_key" "$kd/guest_id_dropbear" "$kd/id_ed25519.pub" \
 		/bin/busybox "${GUEST_PROGRAMS[@]}"; then
 		log "initramfs.cpio.gz: up to date"
@@ -290,6 +299,11 @@ build_initramfs() {
 	# plwlm is static: no libraries to copy, only its debug info to drop.
 	install -m 0755 "$PLWLM" "$stage/usr/bin/plwlm"
 	strip "$stage/usr/bin/plwlm"
+	# plpipe, plmq and plseg too.
+	for tool in "${PLSEG_TOOLS[@]}"; do
+		install -m 0755 "$tool" "$stage/usr/bin/${tool##*/}"
+		strip "$stage/usr/bin/${tool##*/}"
+	done
 	[ -e "$stage/lib64/ld-linux-x86-64.so.2" ] ||
 		die "ldd did not list /lib64/ld-linux-x86-64.so.2"
 

@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: (GPL-2.0-or-later OR MIT)
+/*
+ * plpipe: a byte stream from one partition to another through a shared
+ * segment.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define BUF_SIZE (256 * 1024)
+
+static const char usage_text[] =
+	"usage: plpipe send NAME [options] < FILE\n"
+	"       plpipe recv NAME [options] > FILE\n"
+	"       plpipe status NAME [--path DIR]\n"
+	"       plpipe reset NAME [--force] [--path DIR]\n"
+	"\n"
+	"Streams bytes from one partition to another through the shared segment\n"
+	"NAME (/dev/partlink/seg/NAME; a NAME with a '/' is a path).  One sender\n"
+	"and one receiver at a time; either may start first.  send exits 0 once\n"
+	"the receiver has taken every byte; recv once it has written them all.\n"
+	"\n"
+	"options:\n"
+	"  --path DIR       where the segments are (default /dev/partlink/seg);\n"
+	"                   regular files there work too, without doorbells\n"
+	"  -t, --timeout S  give up after S seconds without progress\n"
+	"      --spin US    busy-poll US microseconds before sleeping (default 20)\n"
+	"      --force      reset: even if an end looks alive\n"
+	"  -v, --verbose    bytes, rate and doorbells on stderr at the end\n"
+	"  -h, --help       this text\n"
+	"\n"
+	"status: 0 done, 1 failure, 2 bad command line, 3 no such segment,\n"
+	"4 permission denied, 5 segment read-only, 6 the other end went away,\n"
+	"7 segment revoked, 8 not a pipe / bad layout, 9 the role is taken,\n"
+	"10 timed out, 128+N killed by signal N.\n";
+
+static void tick(void *p)
+{
+	plpipe_heartbeat(p);
+}
+
+static void report(struct cli *c, struct plpipe *p, const char *verb,
+		   uint64_t bytes, double t0)
+{
+	struct plseg_stats st;
+	double dt = cli_now() - t0;
+
+	if (!c->verbose)
+		return;
+	plpipe_stats(p, &st);
+	fprintf(stderr,
+		"%s: %s %llu bytes in %.3f s (%.1f MiB/s); doorbells rung %llu, slept %llu times\n",
+		c->prog, verb, (unsigned long long)bytes, dt,
+		dt > 0 ? bytes / dt / 1048576 : 0.0,
+		(unsigned long long)st.rings, (unsigned long long)st.sleeps);
+}
+
+static int do_send(struct cli *c, struct plseg *seg)
+{
+	struct plseg_chan_opts o;
+	struct plseg_peer who = { 0, 0 };
+	struct plpipe *p;
+	uint64_t total = 0;
+	double t0;
+	ssize_t n;
+	char *buf;
+	int err, st;
+
+	cli_chan_opts(c, &o, &who);
+	err = plpipe_attach(seg, PLSEG_WRITER, &o, &p);
+	if (err)
+		return cli_fail(c, "attaching as the sender", err, &who,
+				"sender");
+	buf = malloc(BUF_SIZE);
+	if (!buf) {
+		plpipe_abort(p);
+		return cli_fail(c, "sending", -ENOMEM, NULL, NULL);
+	}
+	t0 = cli_now();
+	for (;;) {
+		n = cli_read(STDIN_FILENO, buf, BUF_SIZE, tick, p);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			st = cli_fail(c, "reading stdin", (int)n, NULL, NULL);
+			goto abort;
+		}
+		err = plpipe_write_all(p, buf, (size_t)n, c->timeout_ms);
+		if (err)
+			goto peer_fail;
+		total += (uint64_t)n;
+	}
+	err = plpipe_finish(p, c->timeout_ms);
+	if (err)
+		goto peer_fail;
+	report(c, p, "sent", total, t0);
+	plpipe_close(p);
+	free(buf);
+	return EXIT_OK;
+peer_fail:
+	plpipe_peer(p, &who);
+	st = cli_fail(c, "sending", err, &who, "receiver");
+abort:
+	plpipe_abort(p);
+	free(buf);
+	return st;
+}
+
+static int do_recv(struct cli *c, struct plseg *seg)
+{
+	struct plseg_chan_opts o;
+	struct plseg_peer who = { 0, 0 };
+	struct plpipe *p;
+	uint64_t total = 0;
+	double t0;
+	ssize_t n;
+	char *buf;
+	int err, st;
+
+	cli_chan_opts(c, &o, &who);
+	err = plpipe_attach(seg, PLSEG_READER, &o, &p);
+	if (err)
+		return cli_fail(c, "attaching as the receiver", err, &who,
+				"receiver");
+	buf = malloc(BUF_SIZE);
+	if (!buf) {
+		plpipe_abort(p);
+		return cli_fail(c, "receiving", -ENOMEM, NULL, NULL);
+	}
+	t0 = cli_now();
+	for (;;) {
+		if (cli_stop) {
+			n = -EINTR;
+			goto peer_fail;
+		}
+		n = plpipe_read(p, buf, BUF_SIZE, c->timeout_ms);
+		if (n == 0)
+			break;
+		if (n < 0)
+			goto peer_fail;
+		err = cli_write(STDOUT_FILENO, buf, (size_t)n, tick, p);
+		if (err) {
+			st = cli_fail(c, "writing stdout", err, NULL, NULL);
+			goto out;
+		}
+		total += (uint64_t)n;
+	}
+	report(c, p, "received", total, t0);
+	st = EXIT_OK;
+	goto out;
+peer_fail:
+	plpipe_peer(p, &who);
+	st = cli_fail(c, "receiving", (int)n, &who, "sender");
+out:
+	plpipe_close(p);
+	free(buf);
+	return st;
+}
+
+static int do_status(struct cli *c, struct plseg *seg)
+{
+	char text[8192];
+
+	plseg_layout_describe(seg, text, sizeof(text));
+	fputs(text, stdout);
+	(void)c;
+	return EXIT_OK;
+}
+
+static int do_reset(struct cli *c, struct plseg *seg, int force)
+{
+	int err = plseg_layout_reset(seg, force);
+
+	if (err == -EBUSY) {
+		fprintf(stderr,
+			"%s: segment %s has a live end (its heartbeat moves); --force resets it anyway\n",
+			c->prog, c->name);
+		return EXIT_BUSY;
+	}
+	if (err)
+		return cli_fail(c, "resetting", err, NULL, NULL);
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "path", required_argument, NULL, 'P' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "spin", required_argument, NULL, 'S' },
+		{ "force", no_argument, NULL, 'F' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct cli c = { .prog = "plpipe", .timeout_ms = -1 };
+	const char *cmd = NULL;
+	struct plseg *seg;
+	uint64_t v;
+	int opt, force = 0, st;
+
+	while ((opt = getopt_long(argc, argv, "t:vh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'P':
+			c.dir = optarg;
+			break;
+		case 't':
+			if (cli_parse_seconds(optarg, &c.timeout_ms))
+				goto bad;
+			break;
+		case 'S':
+			if (cli_parse_size(optarg, &v) || v > 10000000)
+				goto bad;
+			c.spin_us = v ? (int)v : -1;
+			break;
+		case 'F':
+			force = 1;
+			break;
+		case 'v':
+			c.verbose = 1;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return EXIT_OK;
+		default:
+			goto usage;
+		}
+	}
+	if (argc - optind != 2)
+		goto usage;
+	cmd = argv[optind];
+	c.name = argv[optind + 1];
+	if (strcmp(cmd, "send") && strcmp(cmd, "recv") &&
+	    strcmp(cmd, "status") && strcmp(cmd, "reset"))
+		goto usage;
+
+	cli_signals();
+	c.rdonly = !strcmp(cmd, "status");
+	st = cli_open(&c, &seg);
+	if (st)
+		return st;
+	if (!strcmp(cmd, "send"))
+		st = do_send(&c, seg);
+	else if (!strcmp(cmd, "recv"))
+		st = do_recv(&c, seg);
+	else if (!strcmp(cmd, "status"))
+		st = do_status(&c, seg);
+	else
+		st = do_reset(&c, seg, force);
+	plseg_close(seg);
+	return st;
+bad:
+	fprintf(stderr, "plpipe: bad value for option: %s\n", optarg);
+usage:
+	fputs(usage_text, stderr);
+	return EXIT_USAGE;
+}
