@@ -31,6 +31,18 @@ scripts:
 (lat: sockperf p50; cpu/GB: cpu_s_per_gb; copies/pkt: partlink's own median.)
 Absolute numbers drift between machines; the ratios measured side by side
 are what to compare.
+
+The ipc part (skip it with --no-ipc) measures what two processes in two
+partitions get: 64-byte message ping-pong latency (p50, p99) and the
+throughput of 1 MiB messages, over TCP on the data network in every mode
+(sockperf --tcp; iperf3 -l 1M), and, in the partlink boots, through a
+shared segment (plmq ping/pong and bench-send/bench-recv on an 8 MiB
+segment the boot's table gives vm1 and vm2).  Its ratio lines come last,
+the segment against TCP over pl0 in the same boots, then against the
+baseline's TCP:
+
+    segment/tcp-virtio-tap: lat 0.06x p99 0.08x bw 5.0x
+    segment/tcp-pl0: lat 0.08x p99 0.10x bw 4.0x
 """
 
 import argparse
@@ -51,6 +63,14 @@ MODES = ("partlink", "virtio-tap", "virtio-socket")
 BASELINE = "virtio-tap"
 SERVER_IP = "10.77.0.2"  # vm2: iperf3 -s runs there from boot, sockperf from start_sockperf
 SOCKPERF_PORT = 11111
+SOCKPERF_TCP_PORT = 11112
+# The ipc part's segment: 8 MiB holds plmq's 1 MiB messages (two queues,
+# a message at most half a ring).
+IPC_SEGMENT = "ipc"
+IPC_TABLE = {"segments": [{"name": IPC_SEGMENT, "size": "8M",
+                           "partitions": {"vm1": {}, "vm2": {}}}]}
+IPC_PINGS = 3000
+IPC_MESSAGES = 256
 # iperf3 flags of the TCP runs, whose host CPU time is measured.
 TCP_RUNS = {"tcp_fwd": "", "tcp_rev": "-R", "tcp_4": "-P 4"}
 
@@ -69,6 +89,12 @@ METRICS = (
     ("copies_per_pkt", "copies/pkt", ".2f"),
     ("kicks_per_pkt", "kicks/pkt", ".3f"),
     ("irqs_per_pkt", "irqs/pkt", ".3f"),
+    ("ipc_tcp_p50_us", "ipc: TCP ping-pong 64 B p50, us", ".1f"),
+    ("ipc_tcp_p99_us", "ipc: TCP ping-pong 64 B p99, us", ".1f"),
+    ("ipc_tcp_mibs", "ipc: TCP 1 MiB messages, MiB/s", ".1f"),
+    ("ipc_seg_p50_us", "ipc: segment ping-pong 64 B p50, us", ".1f"),
+    ("ipc_seg_p99_us", "ipc: segment ping-pong 64 B p99, us", ".1f"),
+    ("ipc_seg_mibs", "ipc: segment 1 MiB messages, MiB/s", ".1f"),
 )
 # The ratio line: label, summary key.  copies/pkt follows, as a value.
 RATIOS = (("tcp", "tcp_gbit"), ("tcp4", "tcp4_gbit"), ("udp64", "udp64_kpps"),
@@ -92,9 +118,14 @@ class Guests:
         return proc
 
     def __enter__(self):
+        extra = []
+        if self.mode == "partlink" and self.args.ipc:
+            table = self.run_dir.parent / "ipc-segments.json"
+            table.write_text(json.dumps(IPC_TABLE))
+            extra = ["--segments", table]
         try:
             self.pl("up", "--vms", 2, "--net", self.mode, "--mem", self.args.mem,
-                    "--cpus", self.args.cpus, "--accel", self.args.accel)
+                    "--cpus", self.args.cpus, "--accel", self.args.accel, *extra)
         except BaseException:
             self.pl("down", check=False)  # a failed up cleans up itself; make sure
             raise
@@ -110,15 +141,19 @@ class Guests:
         out = self.ssh("vm1", f"iperf3 -c {SERVER_IP} -J -t {self.args.seconds} {extra}")
         return json.loads(out)
 
-    def start_sockperf(self):
-        """sockperf's UDP server on vm2, port 11111.  Its output goes to a
-        file: a daemon that kept the session's stdout would hold ssh open."""
-        hex_port = f"{SOCKPERF_PORT:04X}"
-        self.ssh("vm2", f"sockperf server -i 0.0.0.0 -p {SOCKPERF_PORT} --no-rdtsc --daemonize"
-                        " >/var/log/sockperf.log 2>&1 </dev/null || exit 1;"
+    def start_sockperf(self, tcp=False):
+        """sockperf's server on vm2, UDP port 11111 or TCP port 11112.  Its
+        output goes to a file: a daemon that kept the session's stdout would
+        hold ssh open."""
+        port, table, flag = ((SOCKPERF_TCP_PORT, "tcp", "--tcp") if tcp else
+                             (SOCKPERF_PORT, "udp", ""))
+        hex_port = f"{port:04X}"
+        log_file = f"/var/log/sockperf-{table}.log"
+        self.ssh("vm2", f"sockperf server {flag} -i 0.0.0.0 -p {port} --no-rdtsc --daemonize"
+                        f" >{log_file} 2>&1 </dev/null || exit 1;"
                         f" for i in 1 2 3 4 5 6 7 8 9 10; do"
-                        f" grep -q ':{hex_port} ' /proc/net/udp && exit 0; sleep 1; done;"
-                        " echo 'sockperf server does not listen:'; cat /var/log/sockperf.log;"
+                        f" grep -q ':{hex_port} ' /proc/net/{table} && exit 0; sleep 1; done;"
+                        f" echo 'sockperf server does not listen:'; cat {log_file};"
                         " exit 1")
 
     def status(self):
@@ -157,9 +192,43 @@ def measure(guests, seconds):
                " --full-rtt --no-rdtsc 2>&1")
     log(f"{guests.mode}: 100 pings")
     result["ping"] = guests.ssh("vm1", f"ping -c 100 -i 0.05 {SERVER_IP}")
+    if guests.args.ipc:
+        result["ipc"] = measure_ipc(guests, seconds)
     # After the measurements, while the guests still run: the fabric's counters.
     result["status"] = guests.status()
     return result
+
+
+def measure_ipc(guests, seconds):
+    """Process to process between vm1 and vm2: TCP on the data network,
+    and in partlink boots a shared segment."""
+    ipc = {}
+    log(f"{guests.mode}: ipc, TCP ping-pong 64 bytes, {seconds} s")
+    guests.start_sockperf(tcp=True)
+    ipc["tcp_pingpong"] = guests.ssh(
+        "vm1", f"sockperf ping-pong --tcp -i {SERVER_IP} -p {SOCKPERF_TCP_PORT} -t {seconds}"
+               " -m 64 --full-rtt --no-rdtsc 2>&1")
+    log(f"{guests.mode}: ipc, TCP 1 MiB messages, {seconds} s")
+    ipc["tcp_1m"] = guests.iperf("-l 1M")
+    if guests.mode != "partlink":
+        return ipc
+    log(f"{guests.mode}: ipc, segment ping-pong 64 bytes, {IPC_PINGS} round trips")
+    guests.ssh("vm2", f"plmq pong {IPC_SEGMENT} -t 120 >/var/log/plmq-pong.log 2>&1 "
+                      "</dev/null &")
+    ipc["seg_ping"] = json.loads(guests.ssh(
+        "vm1", f"plmq ping {IPC_SEGMENT} -n {IPC_PINGS} -s 64 -t 120 --json"))
+    log(f"{guests.mode}: ipc, segment 1 MiB messages, {IPC_MESSAGES} of them")
+    guests.ssh("vm2", f"plmq bench-recv {IPC_SEGMENT} -t 120 --json >/tmp/plmq-recv.json "
+                      "2>/var/log/plmq-recv.log </dev/null &")
+    guests.ssh("vm1", f"plmq bench-send {IPC_SEGMENT} -n {IPC_MESSAGES} -s 1M -t 120 --json")
+    received = guests.ssh(
+        "vm2", "for i in $(seq 600); do [ -s /tmp/plmq-recv.json ] && "
+               "! pidof plmq >/dev/null && break; sleep 0.1; done; cat /tmp/plmq-recv.json")
+    if not received.strip():
+        raise RuntimeError("plmq bench-recv in vm2 reported nothing: "
+                           + guests.ssh("vm2", "cat /var/log/plmq-recv.log"))
+    ipc["seg_bw"] = json.loads(received)
+    return ipc
 
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
@@ -252,7 +321,45 @@ def summarize(raw):
     }
     if raw["status"].get("net") == "partlink":
         summary.update(fabric_per_packet(raw["status"]))
+    if "ipc" in raw:
+        summary.update(summarize_ipc(raw["ipc"]))
     return summary
+
+
+def summarize_ipc(ipc):
+    """The ipc part's raw results -> its metrics."""
+    tcp = parse_sockperf(ipc["tcp_pingpong"])
+    received = ipc["tcp_1m"]["end"]["sum_received"]
+    out = {"ipc_tcp_p50_us": tcp["p50"], "ipc_tcp_p99_us": tcp["p99"],
+           "ipc_tcp_mibs": received["bytes"] / received["seconds"] / 2**20}
+    if "seg_ping" in ipc:
+        ping, bw = ipc["seg_ping"], ipc["seg_bw"]
+        if bw.get("errors"):
+            raise RuntimeError(f"plmq bench-recv saw {bw['errors']} messages out of sequence")
+        if bw.get("count", 0) < IPC_MESSAGES:
+            raise RuntimeError(f"plmq bench-recv got {bw.get('count')} of {IPC_MESSAGES} "
+                               "messages")
+        out.update({"ipc_seg_p50_us": ping["p50_us"], "ipc_seg_p99_us": ping["p99_us"],
+                    "ipc_seg_mibs": bw["mib_per_s"]})
+    return out
+
+
+def ipc_ratio_lines(stats_by_mode, base_mode):
+    """The segment against TCP: the baseline's, then pl0's in the same boots
+    (last, for scripts).  None without the ipc part."""
+    seg = stats_by_mode.get("partlink", {})
+    if "ipc_seg_p50_us" not in seg:
+        return []
+    lines = []
+    for name, tcp in ((base_mode, stats_by_mode.get(base_mode, {})), ("pl0", seg)):
+        if name == "partlink" or "ipc_tcp_p50_us" not in tcp:
+            continue
+        lines.append(
+            f"segment/tcp-{name}: "
+            f"lat {ratio(seg['ipc_seg_p50_us']['median'], tcp['ipc_tcp_p50_us']['median'])} "
+            f"p99 {ratio(seg['ipc_seg_p99_us']['median'], tcp['ipc_tcp_p99_us']['median'])} "
+            f"bw {ratio(seg['ipc_seg_mibs']['median'], tcp['ipc_tcp_mibs']['median'])}")
+    return lines
 
 
 def spread(runs):
@@ -314,7 +421,7 @@ def summary_doc(args, modes, base_mode, runs):
            "accel": args.accel, "mem": args.mem, "cpus": args.cpus,
            "per_mode": {m: {"runs": runs[m], "stats": stats.get(m)} for m in modes}}
     if len(stats) == len(modes):
-        doc["ratio_lines"] = ratio_lines(stats, base_mode)
+        doc["ratio_lines"] = ratio_lines(stats, base_mode) + ipc_ratio_lines(stats, base_mode)
     return doc
 
 
@@ -335,6 +442,8 @@ def main():
     ap.add_argument("--mem", type=int, default=512)
     ap.add_argument("--cpus", type=int, default=1)
     ap.add_argument("--accel", default="auto")
+    ap.add_argument("--no-ipc", dest="ipc", action="store_false",
+                    help="leave out the ipc part (shared segment against TCP)")
     args = ap.parse_args()
     if args.runs is None:
         args.runs = 1 if args.quick else 3
@@ -381,7 +490,7 @@ def main():
           f"accel {args.accel}")
     print(format_table(stats))
     print(f"\nraw results: {out_dir}")
-    for line in ratio_lines(stats, base_mode):
+    for line in ratio_lines(stats, base_mode) + ipc_ratio_lines(stats, base_mode):
         print(line)
 
 

@@ -18,6 +18,8 @@
 #define OUT_BUF (64 * 1024)
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+#define PING_SPIN_US 200
+
 static const char usage_text[] =
 	"usage: plmq send NAME [--end] MESSAGE...     each argument one message\n"
 	"       plmq send NAME [--end] -             each line of stdin one message\n"
@@ -53,7 +55,8 @@ static const char usage_text[] =
 	"      --end        send: queue the end-of-stream marker after the messages\n"
 	"      --json       ping, bench-*: one JSON object on stdout\n"
 	"  -t, --timeout S  give up after S seconds without progress\n"
-	"      --spin US    busy-poll US microseconds before sleeping (default 20)\n"
+	"      --spin US    busy-poll US microseconds before sleeping (default 20;\n"
+	"                   ping and pong: 200)\n"
 	"      --force      reset: even if an end looks alive\n"
 	"  -v, --verbose    counts and doorbells on stderr at the end\n"
 	"  -h, --help       this text\n"
@@ -772,6 +775,14 @@ int main(int argc, char **argv)
 	if (a.nmsgs && !commands[k].extra_args)
 		goto usage;
 
+	/*
+	 * A ping-pong expects its answer at once: spin long enough for the
+	 * other side's turnaround (under TCG, tens of microseconds) rather
+	 * than sleep and pay a doorbell and a wakeup per message.
+	 */
+	if (!a.c.spin_us && (commands[k].fn == do_ping ||
+			     commands[k].fn == do_pong))
+		a.c.spin_us = PING_SPIN_US;
 	cli_signals();
 	a.c.rdonly = !strcmp(commands[k].name, "status");
 	st = cli_open(&a.c, &seg);

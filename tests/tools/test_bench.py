@@ -242,3 +242,47 @@ def test_bad_arguments_are_refused_before_booting(argv, message):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert message in proc.stderr
+
+
+def ipc_raw(segment=True):
+    ipc = {"tcp_pingpong": (DATA / "sockperf-ping-pong.txt").read_text(),
+           "tcp_1m": {"end": {"sum_received": {"bytes": 300 * 2**20 * 3, "seconds": 3.0}}}}
+    if segment:
+        ipc["seg_ping"] = {"test": "plmq-ping", "p50_us": 5.0, "p99_us": 150.0}
+        ipc["seg_bw"] = {"test": "plmq-bench-recv", "count": 256, "mib_per_s": 800.0,
+                         "errors": 0}
+    return ipc
+
+
+def test_ipc_part_summarizes_tcp_and_the_segment(bench):
+    raw = raw_run(status=partlink_status())
+    raw["ipc"] = ipc_raw()
+    s = bench.summarize(raw)
+    assert s["ipc_tcp_p50_us"] == 17.433 and s["ipc_tcp_p99_us"] == 94.058
+    assert s["ipc_tcp_mibs"] == pytest.approx(300.0)
+    assert (s["ipc_seg_p50_us"], s["ipc_seg_p99_us"], s["ipc_seg_mibs"]) == (5.0, 150.0, 800.0)
+    raw = raw_run()
+    raw["ipc"] = ipc_raw(segment=False)
+    assert "ipc_seg_p50_us" not in bench.summarize(raw)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"errors": 3}, "3 messages out of sequence"),
+    ({"count": 100}, "got 100 of 256 messages"),
+])
+def test_ipc_segment_transfers_that_lost_messages_are_errors(bench, bad, message):
+    ipc = ipc_raw()
+    ipc["seg_bw"].update(bad)
+    with pytest.raises(RuntimeError, match=message):
+        bench.summarize_ipc(ipc)
+
+
+def test_ipc_ratio_lines_come_last_with_pl0_at_the_end(bench):
+    partlink = stats_of(ipc_tcp_p50_us=500.0, ipc_tcp_p99_us=1500.0, ipc_tcp_mibs=300.0,
+                        ipc_seg_p50_us=40.0, ipc_seg_p99_us=150.0, ipc_seg_mibs=1200.0)
+    tap = stats_of(ipc_tcp_p50_us=400.0, ipc_tcp_p99_us=1000.0, ipc_tcp_mibs=400.0)
+    assert bench.ipc_ratio_lines({"partlink": partlink, "virtio-tap": tap}, "virtio-tap") == [
+        "segment/tcp-virtio-tap: lat 0.10x p99 0.15x bw 3.00x",
+        "segment/tcp-pl0: lat 0.08x p99 0.10x bw 4.00x"]
+    assert bench.ipc_ratio_lines({"partlink": stats_of(tcp_gbit=1.0), "virtio-tap": tap},
+                                 "virtio-tap") == []
