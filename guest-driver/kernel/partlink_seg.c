@@ -803,6 +803,17 @@ static long partlink_seg_ioc_ring(struct partlink_seg *seg, void __user *uarg)
 		return -ENODEV;
 	}
 	segs = seg->segs;
+	/*
+	 * Both ends of a pipe may live in this partition: ring our own
+	 * readers here, as a peer's ring would, for the device refuses to
+	 * ring its own port.
+	 */
+	if (ring.port == segs->pl->port_id) {
+		atomic64_inc(&seg->rings);
+		wake_up_interruptible_poll(&seg->wait, EPOLLIN | EPOLLRDNORM);
+		up_read(&seg->lock);
+		return 0;
+	}
 	/* The status is the last ring's, whoever rang: one at a time. */
 	mutex_lock(&segs->ring_lock);
 	partlink_wr(segs->pl, PARTLINK_REG_SEG_RING, val | seg->slot);

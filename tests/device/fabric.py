@@ -29,7 +29,7 @@ def mac_of(port):
 class Fabric:
     """partlinkd in a temporary run directory, and the QEMUs attached to it."""
 
-    def __init__(self, config=None):
+    def __init__(self, config=None, segments=None):
         if not PARTLINKD.exists():
             raise FileNotFoundError(f"{PARTLINKD} is missing: run 'make shim'")
         self._tmp = tempfile.TemporaryDirectory(prefix="partlink-fabric-")
@@ -40,6 +40,10 @@ class Fabric:
         if config is not None:
             self.config = self.dir / "fabric.json"
             self.config.write_text(json.dumps(config))
+        self.segments = None
+        if segments is not None:  # a shared segments' table
+            self.segments = self.dir / "segments.json"
+            self.segments.write_text(json.dumps(segments))
         self.daemon = None
         self.qemus = []
         self.start_daemon()
@@ -49,6 +53,9 @@ class Fabric:
                 "--segment", str(self.segment)]
         if self.config:
             argv += ["--config", str(self.config)]
+        if self.segments:
+            argv += ["--segments", str(self.segments),
+                     "--segments-state", str(self.dir / "segments-state.json")]
         log = open(self.dir / "partlinkd.log", "ab")
         self.daemon = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                        stdout=log, stderr=log)

@@ -407,6 +407,7 @@ class Side:
         self.port = port
         self.mac = bytes.fromhex(mac_of(port).replace(":", ""))
         self.peer_mac = bytes.fromhex(mac_of(peer_port).replace(":", ""))
+        self.peer_port = peer_port
         self.conn = Conn(self.q)
         self.msix_cap = self._find_msix()
         self.dirty_descs = []
@@ -597,7 +598,7 @@ class Fuzzer:
 
     # --- QEMUs -------------------------------------------------------------
     def start(self):
-        self.fabric = Fabric()
+        self.fabric = Fabric(segments=SEGMENTS)
         try:
             # A lingers after a batch (the default); B never does.
             a = self.adapter(1)
@@ -1220,6 +1221,80 @@ class Fuzzer:
         if rng.random() < 0.5:
             s.readl("MBOX_STATUS")
 
+    def seg_entries(self, s):
+        """The device's segment table as {name: (offset, size, flags)}."""
+        out = {}
+        for slot in range(ABI["PARTLINK_SEG_SLOTS"]):
+            base = BAR0 + SEG_TABLE + slot * SEG_ENTRY
+            words = [int(x, 16) for x in s.conn.queries(
+                [f"readl {base + i:#x}" for i in range(0, SEG_ENTRY, 4)])]
+            raw = b"".join(struct.pack("<I", w) for w in words)
+            name = raw[:32].split(b"\0")[0].decode(errors="replace")
+            offset, size = struct.unpack_from("<QQ", raw, 32)
+            flags = struct.unpack_from("<H", raw, 58)[0]
+            if flags & ABI["PARTLINK_SEG_PRESENT"]:
+                out[name] = (offset, size, flags)
+        return out
+
+    def op_seg(self, rng, s):
+        """Segments: rings of every shape, acknowledgements from the past
+        and the future, and the window: holes, a read-only segment whose
+        content the other side must keep seeing, beyond the end."""
+        c = s.conn
+        kind = rng.choices(["ring", "ack", "window", "ro"], [4, 2, 3, 2])[0]
+        if kind == "ring":
+            val = rng.choice([rng.randrange(4), rng.randrange(256)])
+            port = rng.choice([s.peer_port, s.port, rng.randrange(256)])
+            if rng.random() < 0.2:
+                val |= SEG_RING_ALL
+            else:
+                val |= port << ABI["PARTLINK_SEG_RING_PORT_SHIFT"]
+            if rng.random() < 0.1:
+                val |= rng.getrandbits(32)
+            self.log(f"{s.name}: SEG_RING {val:#x}")
+            c.writel(BAR0 + R["SEG_RING"], val)
+            st = int(c.query(f"readl {BAR0 + R['SEG_RING_STATUS']:#x}"), 16)
+            if st > SEG_ST_MAX:
+                raise OracleFailure(f"{s.name}: SEG_RING_STATUS {st} after {val:#x}")
+            if rng.random() < 0.5:
+                c.query(f"readl {BAR0 + R['SEG_PENDING']:#x}")
+        elif kind == "ack":
+            gen = int(c.query(f"readl {BAR0 + R['SEG_GENERATION']:#x}"), 16)
+            val = (gen + rng.choice([0, 0, -1, 1, 1000, rng.getrandbits(32)])) & 0xFFFFFFFF
+            self.log(f"{s.name}: SEG_ACK {val:#x} (generation {gen:#x})")
+            c.writel(BAR0 + R["SEG_ACK"], val)
+        else:
+            c.cfg_writel(s.devfn, 0x18, BAR2 & 0xFFFFFFFF)
+            c.cfg_writel(s.devfn, 0x1C, BAR2 >> 32)
+            if kind == "window":
+                off = rng.choice([rng.randrange(1 << 20), (1 << 30) - rng.randrange(1, 64),
+                                  rng.randrange(1 << 30)])
+                data = rng.randbytes(rng.choice([1, 4, 8, 64]))
+                self.log(f"{s.name}: segment window {off:#x} <- {len(data)} bytes")
+                c.memwrite(BAR2 + off, data)
+                c.memread(BAR2 + off, len(data))
+            else:
+                # Side B maps "ro" read-only: its writes must never show.
+                a, b = self.sides
+                seg_a, seg_b = self.seg_entries(a).get("ro"), self.seg_entries(b).get("ro")
+                if not seg_a or not seg_b or not (c.cfg_readl(a.devfn, PCI_COMMAND) &
+                                                   c.cfg_readl(b.devfn, PCI_COMMAND) &
+                                                   CMD_MEMORY):
+                    return
+                for side in (a, b):
+                    side.conn.cfg_writel(side.devfn, 0x18, BAR2 & 0xFFFFFFFF)
+                    side.conn.cfg_writel(side.devfn, 0x1C, BAR2 >> 32)
+                off = rng.randrange(seg_a[1] - 16)
+                a.conn.memwrite(BAR2 + seg_a[0] + off, rng.randbytes(16))
+                want = a.conn.memread(BAR2 + seg_a[0] + off, 16)
+                b.conn.memwrite(BAR2 + seg_b[0] + off, rng.randbytes(16))
+                self.log(f"B: write to read-only segment at {off:#x}")
+                for side, seg in ((a, seg_a), (b, seg_b)):
+                    got = side.conn.memread(BAR2 + seg[0] + off, 16)
+                    if got != want:
+                        raise OracleFailure(f"{side.name} sees {got.hex()} in the read-only "
+                                            f"segment at {off:#x}, {a.name} wrote {want.hex()}")
+
     def op_machine_reset(self, rng, s):
         """system_reset: every device of the guest resets, BARs with it."""
         self.log(f"{s.name}: machine reset")
@@ -1493,6 +1568,7 @@ CONSTANT_REGS = {
     R["MAGIC"]: lambda s: ABI["PARTLINK_MAGIC"],
     R["VERSION"]: lambda s: ABI["PARTLINK_ABI_VERSION"],
     R["DEV_FEATURES"]: lambda s: ABI["PARTLINK_FEATURES"],
+    R["SEG_SLOTS"]: lambda s: ABI["PARTLINK_SEG_SLOTS"],
     R["MAC_LO"]: lambda s: int.from_bytes(s.mac[:4], "little"),
     R["MAC_HI"]: lambda s: int.from_bytes(s.mac[4:], "little"),
     R["PORT_ID"]: lambda s: s.port,
@@ -1503,7 +1579,21 @@ OPS, WEIGHTS = zip(*[
     ("tx", 25), ("rx_post", 10), ("kick", 8), ("storm", 2), ("reg_write", 12),
     ("reg_read", 6), ("status", 6), ("notify", 5), ("pci", 3), ("msix", 2),
     ("settle", 6), ("counters", 1), ("mbox", 0.5), ("machine_reset", 0.05),
+    ("seg", 4),
 ])
+# Shared segments: "both" for the two partitions, "ro" read-only for vm2.
+# The seg op maps BAR 2, rings, acknowledges, and pokes the window.
+SEGMENTS = {"segments": [
+    {"name": "both", "size": "64K", "partitions": {"vm1": {}, "vm2": {}}},
+    {"name": "ro", "size": "64K",
+     "partitions": {"vm1": {}, "vm2": {"access": "ro"}}},
+    {"name": "mine", "size": "8K", "partitions": {"vm1": {}}},
+]}
+BAR2 = 0x200000000   # above RAM, in PCI space
+SEG_TABLE = R["SEG_TABLE"]
+SEG_ENTRY = 64
+SEG_RING_ALL = ABI["PARTLINK_SEG_RING_ALL"]
+SEG_ST_MAX = ABI["PARTLINK_SEG_ST_BAD_VALUE"]
 TX_KINDS, TX_WEIGHTS = zip(*[
     ("unicast", 40), ("broadcast", 6), ("multicast", 3), ("spoofed", 4), ("nowhere", 3),
     ("to_self", 2), ("offload", 8), ("big", 3), ("chain", 6), ("garbage", 8),

@@ -140,8 +140,9 @@ def lone():
         assert q.alive(), "QEMU died"
 
 
-def test_three_msix_vectors(lone):
-    assert msix_table_size(lone) == ABI["PARTLINK_NR_VECTORS"] == 3
+def test_four_msix_vectors(lone):
+    """DATA, LINK, MBOX and SEG."""
+    assert msix_table_size(lone) == ABI["PARTLINK_NR_VECTORS"] == 4
 
 
 def test_mailbox_registers_at_reset(lone):

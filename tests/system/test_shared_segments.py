@@ -151,6 +151,9 @@ def test_doorbells_reach_the_other_partition(seg3):
         time.sleep(0.5)
     ring_vm3 = seg3.ssh("vm1", "plseg ring private 3", check=False)
     assert ring_vm3.returncode != 0  # vm3 does not share it
+    # Both ends in one partition: ringing its own port wakes its own waiter.
+    out = seg3.ssh("vm2", f"plseg wait private 30 & sleep 1; plseg ring private {port2}; wait")
+    assert "rung" in out.stdout, out.stdout
 
 
 def test_a_writer_killed_mid_stream_is_detected(seg3):
