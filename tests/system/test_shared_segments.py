@@ -203,6 +203,13 @@ def test_load_adds_and_revokes_on_running_partitions(seg3, tmp_path):
     # The guest goes on, and vm3's QEMU now holds the new segment only.
     assert seg3.ssh("vm2", "echo alive").stdout == "alive\n"
     assert memfds_held(qemu_pid(seg3, "vm3")) == {"late"}
+    # Nobody holds the revoked segment's memory any more: it is freed.
+    daemon = seg3.status()["partlinkd"]["pid"]
+    deadline = time.monotonic() + 10
+    while any("private" in memfds_held(pid)
+              for pid in (daemon, qemu_pid(seg3, "vm1"), qemu_pid(seg3, "vm2"))):
+        assert time.monotonic() < deadline, "the revoked segment's memfd is still held"
+        time.sleep(0.2)
     seg3.ssh("vm1", "plseg write late 0 hello")
     assert seg3.ssh("vm3", "plseg read late 0 5").stdout == "hello"
 
