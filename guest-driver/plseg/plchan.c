@@ -497,6 +497,15 @@ void plchan_end_stream(struct plchan *c)
 	wake_peer(c);
 }
 
+int plchan_usable(struct plchan *c, int role)
+{
+	if (!c->attached || c->role != role)
+		return -EINVAL;
+	if (c->broken)
+		return plseg_is_revoked(c->seg) ? -ENODEV : c->err;
+	return 0;
+}
+
 int plchan_peer_index(struct plchan *c, uint64_t *out)
 {
 	uint64_t p = ld64(&c->peer->index);

@@ -37,15 +37,6 @@ int plmq_attach(struct plseg *seg, unsigned int queue, enum plseg_role role,
 	return 0;
 }
 
-static int usable(struct plchan *c, int role)
-{
-	if (!c->attached || c->role != role)
-		return -EINVAL;
-	if (c->broken)
-		return plseg_is_revoked(c->seg) ? -ENODEV : c->err;
-	return 0;
-}
-
 static int room_for_want(struct plchan *c)
 {
 	uint64_t tail;
@@ -71,7 +62,7 @@ static int put(struct plchan *c, uint32_t type, const void *msg, size_t len,
 	uint64_t rec = rec_size(len), off, contig;
 	int r;
 
-	r = usable(c, PLSEG_WRITER);
+	r = plchan_usable(c, PLSEG_WRITER);
 	if (r)
 		return r;
 	if (len > c->max_msg)
@@ -132,7 +123,7 @@ int plmq_recv(struct plmq *q, void *buf, size_t cap, size_t *len,
 	uint32_t rlen, type;
 	int r;
 
-	r = usable(c, PLSEG_READER);
+	r = plchan_usable(c, PLSEG_READER);
 	if (r)
 		return r;
 	plchan_heartbeat(c);

@@ -49,15 +49,6 @@ static void ring_copy_in(struct plchan *c, uint64_t idx, const void *src,
 	memcpy(c->ring, (const char *)src + first, n - first);
 }
 
-static int usable(struct plchan *c, int role)
-{
-	if (!c->attached || c->role != role)
-		return -EINVAL;
-	if (c->broken)
-		return plseg_is_revoked(c->seg) ? -ENODEV : c->err;
-	return 0;
-}
-
 static int can_read(struct plchan *c)
 {
 	uint64_t head;
@@ -75,7 +66,7 @@ ssize_t plpipe_read(struct plpipe *p, void *buf, size_t cap, int timeout_ms)
 	uint32_t closed;
 	int r;
 
-	r = usable(c, PLSEG_READER);
+	r = plchan_usable(c, PLSEG_READER);
 	if (r)
 		return r;
 	if (!cap)
@@ -128,7 +119,7 @@ ssize_t plpipe_write(struct plpipe *p, const void *buf, size_t len,
 	uint64_t tail, room;
 	int r;
 
-	r = usable(c, PLSEG_WRITER);
+	r = plchan_usable(c, PLSEG_WRITER);
 	if (r)
 		return r;
 	if (c->ended)
@@ -188,7 +179,7 @@ int plpipe_finish(struct plpipe *p, int timeout_ms)
 	struct plchan *c = &p->c;
 	int r;
 
-	r = usable(c, PLSEG_WRITER);
+	r = plchan_usable(c, PLSEG_WRITER);
 	if (r)
 		return r;
 	if (!c->ended) {

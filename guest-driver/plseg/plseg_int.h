@@ -166,6 +166,8 @@ void plchan_publish(struct plchan *c);
 void plchan_end_stream(struct plchan *c);
 /* The peer's index, checked against ours: 0 or -EPROTO. */
 int plchan_peer_index(struct plchan *c, uint64_t *out);
+/* 0 if @c is attached as @role and not broken, else the error to return */
+int plchan_usable(struct plchan *c, int role);
 int plchan_fail(struct plchan *c, int err);
 void plchan_heartbeat(struct plchan *c);
 int plchan_peer(const struct plchan *c, struct plseg_peer *peer);

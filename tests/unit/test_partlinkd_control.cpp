@@ -2,6 +2,7 @@
 // writes, waiting until it listens, and `down` stopping it.  A shell script
 // stands in for the daemon.
 #include <fstream>
+#include <iterator>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -65,7 +66,10 @@ protected:
     // Blocks for ever in the shell's `read` builtin, without forking.
     std::string hold() const { return "exec 3<>'" + fifo_.string() + "'; read x <&3"; }
     std::string listens() const { return "echo \"partlinkd: listening on $2\"; " + hold(); }
-    std::string ignores_term() const { return "trap '' TERM; " + hold(); }
+    // Says so once the trap is set: a TERM before that would still kill it.
+    std::string ignores_term() const {
+        return "trap '' TERM; echo 'partlinkd: ignoring TERM'; " + hold();
+    }
 
 private:
     std::optional<RunDir> dir_;
@@ -181,7 +185,14 @@ TEST_F(TempRun, InterruptCheckRuns) {
 
 TEST_F(TempRun, StopTermThenKill) {
     Process polite = fake_daemon(listens());
-    Process stubborn = fake_daemon(ignores_term(), false);
+    Process stubborn = fake_daemon(ignores_term());
+    for (int i = 0; i < 500; ++i) {
+        std::ifstream log(dir().partlinkd_log());
+        std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+        if (text.find("ignoring TERM") != std::string::npos)
+            break;
+        std::this_thread::sleep_for(10ms);
+    }
     auto found = find_our_partlinkds(dir(), std::nullopt);
     EXPECT_EQ(found.size(), 2u);
     auto outcomes = stop_partlinkds(found, dir().path(), 500ms, 2s);

@@ -45,6 +45,17 @@ private:
     std::filesystem::path path_;
 };
 
+// The payload of a message the broker wants sent, as its struct.
+template <typename T>
+T payload_of(const Message& message) {
+    T value{};
+    if (message.payload.size() != sizeof(T))
+        throw std::runtime_error("payload of " + std::to_string(message.payload.size()) +
+                                 " bytes, expected " + std::to_string(sizeof(T)));
+    std::memcpy(&value, message.payload.data(), sizeof(T));
+    return value;
+}
+
 inline UniqueFd make_eventfd() {
     UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!fd)

@@ -28,10 +28,7 @@ Hello hello_of(const FakeDevice& dev) {
 
 template <typename T>
 T payload(const Outgoing& out) {
-    T value;
-    EXPECT_EQ(out.message.payload.size(), sizeof(T));
-    std::memcpy(&value, out.message.payload.data(), sizeof(T));
-    return value;
+    return payload_of<T>(out.message);
 }
 
 std::string reason_of(const std::vector<Outgoing>& out) {

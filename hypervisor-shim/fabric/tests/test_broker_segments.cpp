@@ -19,10 +19,7 @@ namespace {
 
 template <typename T>
 T payload(const Outgoing& out) {
-    T value;
-    EXPECT_EQ(out.message.payload.size(), sizeof(T));
-    std::memcpy(&value, out.message.payload.data(), sizeof(T));
-    return value;
+    return payload_of<T>(out.message);
 }
 
 ino_t inode(int fd) {

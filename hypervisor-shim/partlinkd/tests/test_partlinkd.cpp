@@ -1,6 +1,7 @@
 // The real partlinkd with fake devices: registration and peer announcements
 // with working fds, network isolation, PEER_DOWN, a daemon killed and
 // restarted under running devices, refusals, usage errors.
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <endian.h>
@@ -641,8 +642,9 @@ partlink_mbox_request mbox_request(std::uint32_t op, const std::string& target,
                                    std::int64_t value = 0, const std::string& donor = "") {
     partlink_mbox_request r{};
     r.op = htole32(op);
-    std::strncpy(r.target, target.c_str(), sizeof r.target);
-    std::strncpy(r.donor, donor.c_str(), sizeof r.donor);
+    // NUL-padded, not terminated: a 16-character name fills the field.
+    std::memcpy(r.target, target.data(), std::min(target.size(), sizeof r.target));
+    std::memcpy(r.donor, donor.data(), std::min(donor.size(), sizeof r.donor));
     r.value = htole64(static_cast<std::uint64_t>(value));
     return r;
 }
@@ -984,9 +986,11 @@ TEST_F(PartlinkdRealCapacity, RequestsInFlightAreAnsweredInOrder) {
         if (a.seq != 14)
             seqs.push_back(a.seq);
     EXPECT_EQ(seqs, (std::vector<std::uint32_t>{10, 11, 12, 13}));
-    for (const auto& a : answers)
-        if (a.seq != 14)
+    for (const auto& a : answers) {
+        if (a.seq != 14) {
             EXPECT_NE(a.result, static_cast<std::uint32_t>(PARTLINK_MBOX_REFUSED)) << a.reason;
+        }
+    }
     EXPECT_TRUE(quiet(vm1.sock.get()));
     EXPECT_EQ(capacity_->total(), 200'000);
 }
