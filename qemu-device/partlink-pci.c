@@ -362,8 +362,14 @@ static void partlink_reg_write(void *opaque, hwaddr addr, uint64_t val,
         return;
     }
     /* Segments are the BQL's; the TX thread never sees them. */
-    if (partlink_seg_write(s, addr, val)) {
+    switch (partlink_seg_write(s, addr, val)) {
+    case PARTLINK_SEG_WRITE_DONE:
         return;
+    case PARTLINK_SEG_WRITE_REFUSED:
+        partlink_bad_access(s, addr, size, "SEG_ACK ahead of SEG_GENERATION");
+        return;
+    case PARTLINK_SEG_WRITE_NOT_MINE:
+        break;
     }
     QEMU_LOCK_GUARD(&s->tx_lock);
     switch (addr) {

@@ -522,19 +522,23 @@ bool partlink_seg_read(PartlinkState *s, hwaddr addr, uint64_t *val)
     }
 }
 
-bool partlink_seg_write(PartlinkState *s, hwaddr addr, uint64_t val)
+/*
+ * A write to a segment register: PARTLINK_SEG_WRITE_NOT_MINE for other
+ * registers, _REFUSED for a value the caller counts as a bad access.
+ */
+PartlinkSegWrite partlink_seg_write(PartlinkState *s, hwaddr addr,
+                                    uint64_t val)
 {
     if (addr == PARTLINK_REG_SEG_ACK) {
         /* A generation the device has not reached yet releases nothing. */
         if ((int32_t)(s->seg_generation - (uint32_t)val) < 0) {
-            partlink_bad_access(s, addr, 4, "SEG_ACK ahead of SEG_GENERATION");
-        } else {
-            s->seg_ack = val;
+            return PARTLINK_SEG_WRITE_REFUSED;
         }
-        return true;
+        s->seg_ack = val;
+        return PARTLINK_SEG_WRITE_DONE;
     }
     if (addr != PARTLINK_REG_SEG_RING) {
-        return false;
+        return PARTLINK_SEG_WRITE_NOT_MINE;
     }
     s->seg_ring_status = partlink_seg_ring(s, val);
     if (s->seg_ring_status != PARTLINK_SEG_ST_OK) {
@@ -543,7 +547,7 @@ bool partlink_seg_write(PartlinkState *s, hwaddr addr, uint64_t val)
                       " refused with status %u\n", val, s->seg_ring_status);
     }
     trace_partlink_seg_ring(s->port_id, val, s->seg_ring_status);
-    return true;
+    return PARTLINK_SEG_WRITE_DONE;
 }
 
 void partlink_seg_reset(PartlinkState *s)

@@ -271,7 +271,13 @@ void partlink_seg_realize(PartlinkState *s, Error **errp);
 void partlink_seg_unrealize(PartlinkState *s);
 void partlink_seg_reset(PartlinkState *s);
 bool partlink_seg_read(PartlinkState *s, hwaddr addr, uint64_t *val);
-bool partlink_seg_write(PartlinkState *s, hwaddr addr, uint64_t val);
+typedef enum PartlinkSegWrite {
+    PARTLINK_SEG_WRITE_NOT_MINE,
+    PARTLINK_SEG_WRITE_DONE,
+    PARTLINK_SEG_WRITE_REFUSED,
+} PartlinkSegWrite;
+PartlinkSegWrite partlink_seg_write(PartlinkState *s, hwaddr addr,
+                                    uint64_t val);
 bool partlink_seg_add(PartlinkState *s, const struct partlink_msg_segment *m,
                       int fd, Error **errp);
 void partlink_seg_remove(PartlinkState *s, uint32_t id);
