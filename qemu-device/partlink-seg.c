@@ -455,10 +455,14 @@ void partlink_seg_doorbell(PartlinkState *s)
     if (!s->registered || !s->fabric) {
         return;
     }
-    rung = qatomic_xchg(&s->fabric->ports[s->port_id].seg_rung, 0);
-    if (!rung) {
+    /*
+     * Every data interrupt passes here: look before the locked exchange,
+     * so that packets alone never write the senders' cache line.
+     */
+    if (!qatomic_read(&s->fabric->ports[s->port_id].seg_rung)) {
         return;
     }
+    rung = qatomic_xchg(&s->fabric->ports[s->port_id].seg_rung, 0);
     for (i = 0; i < PARTLINK_SEG_SLOTS; i++) {
         if (s->segs[i].mem && (rung & (1ull << s->segs[i].id))) {
             pending |= 1u << i;

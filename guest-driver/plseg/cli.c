@@ -309,28 +309,38 @@ int cli_parse_seconds(const char *s, int *ms)
 	return 0;
 }
 
-ssize_t cli_read(int fd, void *buf, size_t len, cli_tick tick, void *ctx)
+/*
+ * Wait until fd is ready for events, ticking the heartbeat meanwhile:
+ * 0 when ready, -errno, -EINTR when cli_stop.
+ */
+static int wait_ready(int fd, short events, cli_tick tick, void *ctx)
 {
-	struct pollfd pfd;
-	ssize_t n;
+	struct pollfd pfd = { .fd = fd, .events = events };
 	int r;
 
 	for (;;) {
 		if (cli_stop)
 			return -EINTR;
-		pfd.fd = fd;
-		pfd.events = POLLIN;
 		pfd.revents = 0;
 		r = poll(&pfd, 1, PLSEG_HEARTBEAT_MS / 2);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
 			return -errno;
-		}
-		if (r == 0) {
+		if (r == 0)
 			tick(ctx);
-			continue;
-		}
+	}
+}
+
+ssize_t cli_read(int fd, void *buf, size_t len, cli_tick tick, void *ctx)
+{
+	ssize_t n;
+	int r;
+
+	for (;;) {
+		r = wait_ready(fd, POLLIN, tick, ctx);
+		if (r)
+			return r;
 		n = read(fd, buf, len);
 		if (n < 0) {
 			if (errno == EINTR || errno == EAGAIN)
@@ -344,7 +354,6 @@ ssize_t cli_read(int fd, void *buf, size_t len, cli_tick tick, void *ctx)
 int cli_write(int fd, const void *buf, size_t len, cli_tick tick, void *ctx)
 {
 	const char *b = buf;
-	struct pollfd pfd;
 	struct stat st;
 	size_t chunk;
 	ssize_t n;
@@ -355,19 +364,9 @@ int cli_write(int fd, const void *buf, size_t len, cli_tick tick, void *ctx)
 		if (cli_stop)
 			return -EINTR;
 		if (!regular) {
-			pfd.fd = fd;
-			pfd.events = POLLOUT;
-			pfd.revents = 0;
-			r = poll(&pfd, 1, PLSEG_HEARTBEAT_MS / 2);
-			if (r < 0) {
-				if (errno == EINTR)
-					continue;
-				return -errno;
-			}
-			if (r == 0) {
-				tick(ctx);
-				continue;
-			}
+			r = wait_ready(fd, POLLOUT, tick, ctx);
+			if (r)
+				return r;
 		}
 		/* a pipe that polls writable takes a page without blocking */
 		chunk = regular || len < 4096 ? len : 4096;
@@ -381,4 +380,27 @@ int cli_write(int fd, const void *buf, size_t len, cli_tick tick, void *ctx)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+int cli_common_opt(struct cli *c, int opt, const char *arg)
+{
+	uint64_t v;
+
+	switch (opt) {
+	case 'P':
+		c->dir = arg;
+		return 1;
+	case 't':
+		return cli_parse_seconds(arg, &c->timeout_ms) ? -1 : 1;
+	case 'S':
+		if (cli_parse_size(arg, &v) || v > 10000000)
+			return -1;
+		c->spin_us = v ? (int)v : -1;
+		return 1;
+	case 'v':
+		c->verbose = 1;
+		return 1;
+	default:
+		return 0;
+	}
 }

@@ -73,6 +73,13 @@ typedef void (*cli_tick)(void *ctx);
 ssize_t cli_read(int fd, void *buf, size_t len, cli_tick tick, void *ctx);
 int cli_write(int fd, const void *buf, size_t len, cli_tick tick, void *ctx);
 
+/*
+ * The options plpipe and plmq share: --path (P), --timeout (t), --spin
+ * (S), --verbose (v).  1 if taken, 0 if not one of them, -1 for a bad
+ * value.
+ */
+int cli_common_opt(struct cli *c, int opt, const char *arg);
+
 double cli_now(void);
 
 #endif /* PLSEG_CLI_H */

@@ -702,17 +702,19 @@ int main(int argc, char **argv)
 	struct plseg *seg;
 	unsigned int k;
 	uint64_t v;
-	int opt, st;
+	int opt, common, st;
 
 	memset(&a, 0, sizeof(a));
 	a.c.prog = "plmq";
 	a.c.timeout_ms = -1;
 	while ((opt = getopt_long(argc, argv, "q:n:s:w:t:vh", longopts,
 				  NULL)) != -1) {
+		common = cli_common_opt(&a.c, opt, optarg);
+		if (common < 0)
+			goto bad;
+		if (common)
+			continue;
 		switch (opt) {
-		case 'P':
-			a.c.dir = optarg;
-			break;
 		case 'q':
 			if (cli_parse_size(optarg, &v) || v > 1)
 				goto bad;
@@ -740,20 +742,8 @@ int main(int argc, char **argv)
 		case 'J':
 			a.json = 1;
 			break;
-		case 't':
-			if (cli_parse_seconds(optarg, &a.c.timeout_ms))
-				goto bad;
-			break;
-		case 'S':
-			if (cli_parse_size(optarg, &v) || v > 10000000)
-				goto bad;
-			a.c.spin_us = v ? (int)v : -1;
-			break;
 		case 'F':
 			a.force = 1;
-			break;
-		case 'v':
-			a.c.verbose = 1;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);

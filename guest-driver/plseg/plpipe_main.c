@@ -202,28 +202,17 @@ int main(int argc, char **argv)
 	struct cli c = { .prog = "plpipe", .timeout_ms = -1 };
 	const char *cmd = NULL;
 	struct plseg *seg;
-	uint64_t v;
-	int opt, force = 0, st;
+	int opt, common, force = 0, st;
 
 	while ((opt = getopt_long(argc, argv, "t:vh", longopts, NULL)) != -1) {
+		common = cli_common_opt(&c, opt, optarg);
+		if (common < 0)
+			goto bad;
+		if (common)
+			continue;
 		switch (opt) {
-		case 'P':
-			c.dir = optarg;
-			break;
-		case 't':
-			if (cli_parse_seconds(optarg, &c.timeout_ms))
-				goto bad;
-			break;
-		case 'S':
-			if (cli_parse_size(optarg, &v) || v > 10000000)
-				goto bad;
-			c.spin_us = v ? (int)v : -1;
-			break;
 		case 'F':
 			force = 1;
-			break;
-		case 'v':
-			c.verbose = 1;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);

@@ -22,17 +22,7 @@
 
 #include <partlink/partlink_abi.h>
 
-/* The exit statuses plpipe and plmq use too */
-enum {
-	EXIT_OK = 0,
-	EXIT_FAIL = 1,
-	EXIT_USAGE = 2,
-	EXIT_NO_SEGMENT = 3,
-	EXIT_DENIED = 4,
-	EXIT_READ_ONLY = 5,
-	EXIT_REVOKED = 7,
-	EXIT_TIMEOUT = 10,
-};
+#include "cli.h"	/* the exit statuses plpipe and plmq use */
 
 static const char usage_text[] =
 	"usage: plseg [--as UID:GID] COMMAND NAME ...\n"
@@ -61,7 +51,7 @@ static int fail(const char *what, int err)
 		return EXIT_NO_SEGMENT;
 	case EACCES:
 	case EPERM:
-		return EXIT_DENIED;
+		return EXIT_PERMISSION;
 	case EROFS:
 		return EXIT_READ_ONLY;
 	case ENODEV:
