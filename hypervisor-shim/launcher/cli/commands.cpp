@@ -1,0 +1,238 @@
+#include "cli/commands.hpp"
+
+#include <iostream>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "capacity/audit_log.hpp"
+#include "cli/output.hpp"
+#include "error.hpp"
+#include "host/process.hpp"
+#include "host/ssh.hpp"
+#include "run/run_dir.hpp"
+#include "run/segments_command.hpp"
+#include "run/start_stop.hpp"
+#include "run/status.hpp"
+#include "run/teardown.hpp"
+#include "run/up.hpp"
+#include "run/wlm_logs.hpp"
+
+namespace partlink::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+Output terminal_output() {
+    return Output([](Output::Kind kind, std::string_view text) {
+        switch (kind) {
+        case Output::Kind::Info:
+            std::cout << "partlink: " << text << std::endl;
+            break;
+        case Output::Kind::Item:
+            std::cout << "  " << text << std::endl;
+            break;
+        case Output::Kind::Warning:
+            std::cout.flush();
+            std::cerr << "partlink: warning: " << text << std::endl;
+            break;
+        }
+    });
+}
+
+std::string join(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& s : items)
+        out += (out.empty() ? "" : ", ") + s;
+    return out;
+}
+
+// The state of a run that `status` and `ssh` read without changing it.  They
+// do not wait for the lock: the state file is replaced atomically, so what
+// they read is always a whole document.
+struct Observed {
+    std::optional<RunDir> dir;
+    std::optional<RunState> state;
+    bool busy = false;
+};
+
+Observed observe(const fs::path& run_dir) {
+    Observed o;
+    o.dir = RunDir::open_existing(run_dir);
+    if (!o.dir)
+        return o;
+    auto lock = RunDirLock::try_acquire(*o.dir, RunDirLock::Mode::Shared);
+    o.busy = !lock;
+    try {
+        o.state = o.dir->load_state();
+    } catch (const StateCorrupt& e) {
+        throw Error(o.dir->state_file().string() + " is corrupt (" + e.reason() +
+                    "); run `partlink down` to clean up");
+    }
+    return o;
+}
+
+// `start` and `stop` need a run that is up: its directory must exist.
+RunDir existing_run(const fs::path& run_dir) {
+    auto dir = RunDir::open_existing(run_dir);
+    if (!dir)
+        throw Error("nothing is up in " + run_dir.string() + "; run `partlink up` first");
+    return std::move(*dir);
+}
+
+// The run whose WLM logs `wlm log` and `wlm chart` read: its directory
+// must exist, with a state or a log (a run taken `down` keeps its logs).
+RunDir wlm_run(const fs::path& run_dir) {
+    RunDir dir = existing_run(run_dir);
+    std::error_code ec;
+    for (const fs::path& file : {dir.state_file(), dir.wlm_audit_log(), dir.wlm_chart_log()})
+        if (fs::exists(file, ec))
+            return dir;
+    throw Error("nothing is up in " + run_dir.string() + "; run `partlink up` first");
+}
+
+} // namespace
+
+int run_up(const UpOptions& options, const Layout& layout, const fs::path& run_dir) {
+    layout.require_qemu();
+    layout.require_images();
+    if (options.net == NetMode::Partlink)
+        layout.require_partlinkd();
+    RunDir dir = RunDir::open(run_dir);
+    bring_up(options, layout, dir, terminal_output());
+    return kExitOk;
+}
+
+int run_start(const StartOptions& options, const Layout& layout, const fs::path& run_dir) {
+    start_partition(options, layout, existing_run(run_dir), terminal_output());
+    return kExitOk;
+}
+
+int run_stop(const std::string& vm, const fs::path& run_dir) {
+    stop_partition(vm, existing_run(run_dir), terminal_output());
+    return kExitOk;
+}
+
+int run_down(const fs::path& run_dir) {
+    auto dir = RunDir::open_existing(run_dir);
+    if (!dir) {
+        std::cout << "partlink: nothing to stop (" << run_dir.string() << " does not exist)\n";
+        return kExitOk;
+    }
+    RunDirLock lock = RunDirLock::acquire_or_fail(*dir, RunDirLock::Mode::Exclusive);
+    Output out = terminal_output();
+    TeardownReport r = tear_down(*dir, out);
+    if (!r.did_anything() && r.errors.empty()) {
+        out.info("nothing to stop in " + dir->path().string());
+        return kExitOk;
+    }
+    if (!r.errors.empty())
+        throw Error("down did not finish: " + join(r.errors));
+    std::vector<std::string> did;
+    if (r.qemus_stopped)
+        did.push_back("stopped " + std::to_string(r.qemus_stopped) + " QEMU" +
+                      (r.qemus_stopped == 1 ? "" : "s"));
+    if (r.daemons_stopped)
+        did.push_back("stopped partlinkd");
+    if (r.interfaces_removed)
+        did.push_back("removed " + std::to_string(r.interfaces_removed) + " interface" +
+                      (r.interfaces_removed == 1 ? "" : "s"));
+    if (r.state_removed)
+        did.push_back("removed the state");
+    out.info("down: " + join(did) + "; logs and consoles kept in " + dir->path().string());
+    return kExitOk;
+}
+
+int run_status(const fs::path& run_dir, bool json) {
+    Observed o = observe(run_dir);
+    fs::path shown = o.dir ? o.dir->path() : run_dir;
+    StatusReport report = collect_status(shown, o.state, o.busy);
+    if (json)
+        std::cout << render_status_json(report).dump(2) << '\n';
+    else
+        std::cout << render_status_table(report);
+    return kExitOk;
+}
+
+int run_segments(const fs::path& run_dir, bool json) {
+    return run_segments_list(existing_run(run_dir), json);
+}
+
+int run_segments_load(const fs::path& run_dir, const fs::path& file, bool dry_run) {
+    return partlink::run_segments_load(existing_run(run_dir), file, dry_run);
+}
+
+int run_wlm_log(const fs::path& run_dir, bool json) {
+    const RunDir dir = wlm_run(run_dir);
+    const fs::path log = dir.wlm_audit_log();
+    std::error_code ec;
+    if (!fs::exists(log, ec)) {
+        if (!json)
+            std::cout << "partlink: no directives yet (" << log.string() << " does not exist)\n";
+        return kExitOk;
+    }
+    capacity::AuditLogContents contents = capacity::read_audit_log(log);
+    if (json)
+        std::cout << render_audit_json_lines(contents.records);
+    else if (contents.records.empty())
+        std::cout << "partlink: no directives yet (" << log.string() << " is empty)\n";
+    else
+        std::cout << render_audit_table(contents.records);
+    std::cout.flush();
+    for (const auto& problem : contents.problems)
+        std::cerr << "partlink: warning: " << log.string() << ": " << problem << '\n';
+    return kExitOk;
+}
+
+int run_wlm_chart(const std::optional<std::string>& out, const Layout& layout,
+                  const fs::path& run_dir) {
+    const RunDir dir = wlm_run(run_dir);
+    const fs::path chart = dir.wlm_chart_log();
+    std::error_code ec;
+    if (!fs::exists(chart, ec))
+        throw Error("no control chart data yet: " + chart.string() +
+                    " does not exist (partlinkd writes it as the WLM manager reports; is the "
+                    "run up with --net partlink and the manager running?)");
+    layout.require_wlm_chart();
+    const fs::path png = out ? fs::absolute(*out) : dir.wlm_chart_png();
+    std::vector<std::string> argv = {
+        layout.python.string(), layout.wlm_chart_script.string(), "--chart-log", chart.string(),
+        "--audit-log",          dir.wlm_audit_log().string(),     "--out",       png.string()};
+    std::cout.flush();
+    Process script = Process::spawn(argv);
+    ExitStatus status = script.wait();
+    if (status.code == 0)
+        return kExitOk;
+    throw Error("could not draw the chart: " + layout.wlm_chart_script.filename().string() + " " +
+                status.describe());
+}
+
+int run_ssh(const std::string& vm, const std::vector<std::string>& command, const Layout& layout,
+            const fs::path& run_dir) {
+    Observed o = observe(run_dir);
+    if (!o.state || o.state->partitions.empty())
+        throw Error("nothing is up in " + run_dir.string() + "; run `partlink up` first");
+    const PartitionRecord* p = o.state->find(vm);
+    if (!p)
+        throw UsageError("no partition named '" + vm + "' (partitions: " + join(o.state->names()) +
+                         ")");
+    std::string state = live_state(*p, o.dir->path(), o.busy);
+    if (state == "stopped")
+        throw Error(vm + " is not running (stopped by `partlink stop`); `partlink start " + vm +
+                    "` boots it again");
+    if (state == "dead")
+        throw Error(vm + " is not running (its QEMU is gone; see " + p->log.string() + " and " +
+                    p->console.string() + "); `partlink start " + vm + "` boots it again");
+    if (state == "starting")
+        throw Error(vm +
+                    " is still starting; wait for `partlink up` or `partlink start` to finish");
+    layout.require_ssh_files();
+    SshTarget target{layout.ssh_identity(), layout.ssh_known_hosts(),
+                     static_cast<std::uint16_t>(p->ssh_port)};
+    bool tty = command.empty() && ::isatty(STDIN_FILENO);
+    std::cout.flush();
+    exec_ssh(build_ssh_argv(target, command, tty));
+}
+
+} // namespace partlink::cli

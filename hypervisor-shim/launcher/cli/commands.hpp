@@ -1,0 +1,34 @@
+// The CLI's commands, on top of the library pieces: each prints for a
+// person and returns the process exit status (or throws partlink::Error).
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "run/layout.hpp"
+#include "run/options.hpp"
+
+namespace partlink::cli {
+
+int run_up(const UpOptions& options, const Layout& layout, const std::filesystem::path& run_dir);
+int run_start(const StartOptions& options, const Layout& layout,
+              const std::filesystem::path& run_dir);
+int run_stop(const std::string& vm, const std::filesystem::path& run_dir);
+int run_down(const std::filesystem::path& run_dir);
+int run_status(const std::filesystem::path& run_dir, bool json);
+// `segments`: the shared segments of the run; `segments load FILE`.
+int run_segments(const std::filesystem::path& run_dir, bool json);
+int run_segments_load(const std::filesystem::path& run_dir, const std::filesystem::path& file,
+                      bool dry_run);
+// `wlm log`: the capacity audit log as a table (or JSON lines).
+int run_wlm_log(const std::filesystem::path& run_dir, bool json);
+// `wlm chart`: runs the plotting script on the run's chart and audit logs.
+int run_wlm_chart(const std::optional<std::string>& out, const Layout& layout,
+                  const std::filesystem::path& run_dir);
+// Only returns by throwing: on success this process becomes ssh.
+int run_ssh(const std::string& vm, const std::vector<std::string>& command, const Layout& layout,
+            const std::filesystem::path& run_dir);
+
+} // namespace partlink::cli
