@@ -11,7 +11,7 @@ SEED       ?= 1
 N          ?= 10000
 FUZZ_ARGS  ?=
 
-.PHONY: all deps qemu qemu-asan images shim demo demo-wlm bench test unit-test pytest device-test device-test-asan fuzz system-test lint format clean distclean help
+.PHONY: all deps qemu qemu-asan images driver shim demo demo-wlm bench test unit-test pytest device-test device-test-asan fuzz system-test lint format clean distclean help
 
 all: qemu images shim
 
@@ -19,6 +19,8 @@ help:
 	@echo "make deps         install the Debian packages everything needs (root)"
 	@echo "make qemu         build QEMU with the partlink-pci device -> $(QEMU_BIN)"
 	@echo "make images       build the guest kernel, initramfs and partlink.ko -> build/images/"
+	@echo "make driver       rebuild partlink.ko (incrementally) for the kernel the partitions run"
+	@echo "                  -> build/driver/<release>/partlink.ko"
 	@echo "make shim         build the partlink launcher -> $(PARTLINK)"
 	@echo "make demo         build what is missing, boot 2 guests, ping/iperf3/ssh between them"
 	@echo "make demo-wlm     3 guests: a load step on vm2, the WLM manager shifts CPU to it"
@@ -41,6 +43,11 @@ qemu-asan: deps
 
 images: deps shim
 	@scripts/build-images.sh $(BUILD)
+
+# partlink.ko for the kernel in build/run/kdir (the one `partlink up` booted),
+# else the image's Debian kernel.  No deps: this is the edit-compile loop.
+driver:
+	@scripts/build-driver.sh --build-dir $(BUILD)
 
 shim: deps
 	@test -f $(MESON_DIR)/build.ninja || \
@@ -95,7 +102,7 @@ lint:
 	@scripts/lint.sh
 
 format:
-	@find hypervisor-shim guest-driver/wlm tests/unit -name '*.cpp' -o -name '*.hpp' | \
+	@find hypervisor-shim guest-driver/wlm -name '*.cpp' -o -name '*.hpp' | \
 		xargs -r clang-format -i
 
 clean:

@@ -9,3 +9,6 @@ CONFIG_VIRTIO_NET=y
 CONFIG_VIRTIO_BALLOON=y
 CONFIG_ISA_DEBUG=y
 CONFIG_PARTLINK_PCI=y
+# Host directories shared into a guest (-virtfs ..., virtio-9p-pci); also
+# needs configure --enable-virtfs, which scripts/build-qemu.sh passes.
+CONFIG_VIRTIO_9P=y

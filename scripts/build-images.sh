@@ -10,11 +10,12 @@
 #   vmlinux             the same kernel uncompressed (ELF, PVH entry): boots
 #                       ~5 s faster under TCG with QEMU -kernel
 #   kernel-release      <kver>, e.g. 6.1.0-56-amd64
-#   partlink.ko         guest-driver/kernel/ built for <kver>
+#   partlink.ko         guest-driver/kernel/ built for <kver> (by
+#                       scripts/build-driver.sh, in BUILD_DIR/driver/<kver>/)
 #   initramfs.cpio.gz   the guest's root file system, /init = images/init
 #   ssh/id_ed25519{,.pub}  the host's login key for the guests
 #   ssh/known_hosts     "partlink-guest <type> <key>": the guests' host key
-# and scratch: kernel/ (the .deb and its unpacked tree), driver-build/,
+# and scratch: kernel/ (the .deb and its unpacked tree),
 # initramfs-root/, and ssh/guest_* (guest host and client keys).
 #
 # Idempotent: rebuilds only what is missing or older than its inputs.  Keys
@@ -28,8 +29,9 @@ mkdir -p "$BUILD_DIR"
 BUILD_DIR=$(cd "$BUILD_DIR" && pwd)
 OUT="$BUILD_DIR/images"
 
-# Kernel modules the guest loads at boot, with their dependencies.
-GUEST_MODULES=(virtio_pci virtio_net virtio_balloon)
+# Kernel modules the guest loads at boot (their dependencies come along).
+MODULE_LIST="$REPO/images/guest-modules"
+mapfile -t GUEST_MODULES < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$MODULE_LIST")
 # Programs copied into the guest with the libraries they link against.
 GUEST_PROGRAMS=(/usr/bin/iperf3 /usr/sbin/dropbear /usr/bin/dbclient
 	/usr/bin/dropbearkey /usr/sbin/ethtool /usr/bin/sockperf)
@@ -166,38 +168,21 @@ build_kernel() {
 }
 
 # ---------------------------------------------------------------- driver
+# One way to build the module, shared with `make driver` and
+# scripts/prepare-kernel.sh: an incremental Kbuild copy in BUILD_DIR/driver.
 build_driver() {
-	local src="$REPO/guest-driver/kernel" abi="$REPO/include/partlink"
-	local bdir="$OUT/driver-build" f inputs=()
+	local ko="$BUILD_DIR/driver/$KVER/partlink.ko"
 
-	[ -f "$src/Kbuild" ] || die "$src/Kbuild is missing"
-	for f in "$src"/* "$abi"/*.h; do
-		[ -f "$f" ] && inputs+=("$f")
-	done
-	if ! stale "$OUT/partlink.ko" "${inputs[@]}" "$SELF" \
-		"$OUT/kernel-release"; then
+	"$REPO/scripts/build-driver.sh" --kdir "$KHEADERS" --build-dir "$BUILD_DIR" \
+		--quiet || die "building partlink.ko failed"
+	# Scratch of the build this script used to do itself.
+	rm -rf "$OUT/driver-build" "$OUT/driver-build.log"
+	# Copy only on change: the initramfs is rebuilt when this one is newer.
+	if cmp -s "$ko" "$OUT/partlink.ko"; then
 		log "partlink.ko: up to date"
 		return
 	fi
-
-	log "building partlink.ko against $KHEADERS"
-	# Build from a copy that keeps the repository layout, so the source
-	# tree stays clean and Kbuild finds ../../include.
-	rm -rf "$bdir"
-	mkdir -p "$bdir/guest-driver/kernel" "$bdir/include/partlink"
-	cp "$src"/*.c "$src/Kbuild" "$bdir/guest-driver/kernel/"
-	cp "$src"/*.h "$bdir/guest-driver/kernel/" 2>/dev/null || true
-	cp "$abi"/*.h "$bdir/include/partlink/"
-	if ! make -C "$KHEADERS" M="$bdir/guest-driver/kernel" modules \
-		>"$OUT/driver-build.log" 2>&1; then
-		cat "$OUT/driver-build.log" >&2
-		die "building partlink.ko failed (log: $OUT/driver-build.log)"
-	fi
-	local vermagic
-	vermagic=$(modinfo -F vermagic "$bdir/guest-driver/kernel/partlink.ko")
-	[ "${vermagic%% *}" = "$KVER" ] ||
-		die "partlink.ko has vermagic '$vermagic', expected $KVER"
-	cp "$bdir/guest-driver/kernel/partlink.ko" "$OUT/partlink.ko.tmp"
+	cp "$ko" "$OUT/partlink.ko.tmp"
 	mv "$OUT/partlink.ko.tmp" "$OUT/partlink.ko"
 	log "partlink.ko: $OUT/partlink.ko"
 }
@@ -267,7 +252,7 @@ build_initramfs() {
 	for tool in "${PLSEG_TOOLS[@]}"; do
 		[ -x "$tool" ] || die "$tool is missing: run 'make shim' first"
 	done
-	if ! stale "$img" "$init" "$SELF" "$OUT/partlink.ko" "$OUT/kernel-release" "$PLWLM" \
+	if ! stale "$img" "$init" "$SELF" "$MODULE_LIST" "$OUT/partlink.ko" "$OUT/kernel-release" "$PLWLM" \
 		"${PLSEG_TOOLS[@]}" \
 		"$kd/guest_host_key" "$kd/guest_id_dropbear" "$kd/id_ed25519.pub" \
 		/bin/busybox "${GUEST_PROGRAMS[@]}"; then
@@ -307,7 +292,8 @@ build_initramfs() {
 	[ -e "$stage/lib64/ld-linux-x86-64.so.2" ] ||
 		die "ldd did not list /lib64/ld-linux-x86-64.so.2"
 
-	# Kernel modules, in load order, and partlink.ko.
+	# Kernel modules, in load order, listed per release in
+	# /lib/modules/<kver>/partlink.load (see images/init), and partlink.ko.
 	local mdir="/lib/modules/$KVER" list=() path
 	local deps cmd
 	for m in "${GUEST_MODULES[@]}"; do
@@ -321,10 +307,11 @@ build_initramfs() {
 		done <<<"$deps"
 	done
 	[ ${#list[@]} -gt 0 ] || die "no kernel modules found for ${GUEST_MODULES[*]}"
-	: >"$stage/etc/partlink/modules"
+	mkdir -p "$stage$mdir"
+	: >"$stage$mdir/partlink.load"
 	for path in "${list[@]}"; do
 		install -D -m 0644 "$KROOT$path" "$stage$path"
-		echo "$path" >>"$stage/etc/partlink/modules"
+		echo "${path#"$mdir/"}" >>"$stage$mdir/partlink.load"
 	done
 	# build/images/partlink.ko keeps its debug info for gdb; the guest
 	# does not need it.
