@@ -13,13 +13,16 @@
 
 namespace partlink::cli {
 
+namespace fs = std::filesystem;
+
 namespace {
 
 constexpr const char* kDescription =
     "partlink boots a partitioned machine: several QEMU guests (partitions) joined by a data "
     "network, managed like Vagrant or Lima machines.";
 
-constexpr const char* kCommands = "up, start, stop, ssh, status, wlm, segments, down";
+constexpr const char* kCommands =
+    "up, start, stop, ssh, status, wlm, segments, run, driver, console, logs, gdb, down";
 
 constexpr const char* kFooter = R"(Examples:
   partlink up --vms 3                 boot vm1..vm3, each with 10.77.0.N/24 on pl0
@@ -30,6 +33,11 @@ constexpr const char* kFooter = R"(Examples:
   partlink stop vm2                   stop one partition; the others keep running
   partlink start vm2                  boot it again, as `up` did
   partlink down
+Developing the driver:
+  partlink up --vms 3 --gdb --share .:src   (then edit guest-driver/kernel/*.c)
+  make driver && partlink driver reload   the new partlink.ko in every partition
+  partlink console vm2                detach with Ctrl-]
+  partlink run --kernel ~/linux -- uname -r
 
 Files: QEMU from BUILD/qemu (or $PARTLINK_QEMU), guest images from BUILD/images (or
 $PARTLINK_IMAGES), where BUILD is the directory above the one holding this executable.
@@ -45,6 +53,9 @@ struct Parsed {
     std::optional<std::string> chart_out;
     std::string segments_file;
     bool dry_run = false;
+    std::string on;
+    bool each = false;
+    std::optional<std::string> module;
 };
 
 // Adds an option whose value is validated later, as a string: CLI11's own
@@ -134,16 +145,17 @@ std::string usage_message(const CLI::ParseError& e, const CLI::App& app,
         if (sub.empty()) {
             if (auto word = first_word(args))
                 return "unknown command '" + *word + "'; commands are " + kCommands + hint;
-            return "a command is required: up, start, stop, ssh, status, wlm, segments or down" +
-                   hint;
+            return std::string("a command is required: ") + kCommands + hint;
         }
         if (sub == "wlm") {
             if (auto word = word_after_wlm(args))
                 return "unknown wlm command '" + *word + "'; wlm commands are log, chart" + hint;
             return "wlm needs a command: log or chart, e.g. partlink wlm log" + hint;
         }
-        if (sub == "ssh")
-            return "ssh needs a partition name, e.g. partlink ssh vm1";
+        if (sub == "driver")
+            return "driver needs a command: reload, e.g. partlink driver reload" + hint;
+        if (sub == "ssh" || sub == "console" || sub == "logs" || sub == "gdb")
+            return sub + " needs a partition name, e.g. partlink " + sub + " vm1";
         if (sub == "start" || sub == "stop")
             return sub + " needs a partition name, e.g. partlink " + sub + " vm2";
     }
@@ -156,6 +168,64 @@ std::string usage_message(const CLI::ParseError& e, const CLI::App& app,
     return lowercase_first(what) + hint;
 }
 
+// up's options, which `run` takes too.
+void add_up_options(CLI::App* app, UpArgs& up, int host_cpus) {
+    add_string(app, "--vms", up.vms, "N", "Number of partitions, 1..16 (default 2)");
+    add_string(app, "--mem", up.mem, "MiB", "Guest RAM per partition, 128..16384 (default 512)");
+    add_string(app, "--cpus", up.cpus, "N",
+               "vCPUs per partition, 1.." + std::to_string(host_cpus) + " (default 1)");
+    add_string(app, "--accel", up.accel, "auto|kvm|tcg",
+               "auto: KVM if a probe guest boots with it, else TCG (default auto)");
+    add_string(app, "--net", up.net, "partlink|virtio-tap|virtio-socket",
+               "Data network: the partlink one-copy adapter (pl0, joined by partlinkd), "
+               "virtio-net on a host bridge, or virtio-net over a socket (2 VMs only); default "
+               "partlink");
+    app->add_option("--fabric-config", up.fabric_config,
+                    "--net partlink: partlinkd's configuration (networks, WLM partition) instead "
+                    "of one network of all partitions with vm1 as WLM")
+        ->type_name("FILE");
+    app->add_option("--ssh-port", up.ssh_port,
+                    "vmN's ssh on 127.0.0.1:BASE+N-1 (default: free ports)")
+        ->type_name("BASE");
+    add_string(app, "--timeout", up.timeout, "SECONDS",
+               "Fail if a guest does not answer ssh within this time (default 180)");
+    app->add_flag("--no-cgroups", up.no_cgroups,
+                  "Do not place each partition's QEMU in its own CPU cgroup (default: an equal "
+                  "share of the host's CPUs each, cgroup v2 or v1; `up` fails if it cannot)");
+    app->add_option("--policy", up.policy,
+                    "Capacity policy: each partition's CPU entitlement, min, max and weight, and "
+                    "the one partition that may send directives (default: an equal share each, "
+                    "min 0.1, max every CPU, vm1)")
+        ->type_name("FILE");
+    app->add_option("--segments", up.segments,
+                    "--net partlink: the shared segments' table (segments.json: name, size, "
+                    "pinned, and per partition uid, gid, mode, rw or ro; docs/spec.md)")
+        ->type_name("FILE");
+    app->add_option("--kernel", up.kernel,
+                    "Boot this kernel: a bzImage, or a kernel build tree (its "
+                    "arch/x86/boot/bzImage and modules); partlink.ko is built against it")
+        ->type_name("PATH");
+    app->add_option("--append", up.append, "Add these arguments to the kernel command line")
+        ->type_name("\"ARGS\"");
+    app->add_option("--initrd", up.initrd,
+                    "Boot this initramfs instead of the image's (it must bring up the guest "
+                    "like images/init does)")
+        ->type_name("FILE");
+    app->add_option("--share", up.shares,
+                    "Mount a host folder at /mnt/TAG in every partition (9p; read-only unless "
+                    ":rw; TAG defaults to the folder's name); repeatable")
+        ->type_name("DIR[:TAG][:rw]")
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    app->add_flag("--gdb", up.gdb,
+                  "Give each partition a gdbstub on 127.0.0.1 (`status` shows the port; "
+                  "`partlink gdb vmN` attaches)");
+    app->add_option("--qemu-arg", up.qemu_args,
+                    "Add options to QEMU's command line, split at spaces; vmN:ARGS for one "
+                    "partition only; repeatable")
+        ->type_name("[vmN:]ARGS")
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+}
+
 } // namespace
 
 CommandLine parse_command_line(const std::vector<std::string>& raw_args, int host_cpus) {
@@ -166,6 +236,15 @@ CommandLine parse_command_line(const std::vector<std::string>& raw_args, int hos
     if (auto it = std::find(args.begin(), args.end(), "--"); it != args.end()) {
         after_dashes.emplace(it + 1, args.end());
         args.erase(it, args.end());
+    }
+
+    // A value of these may start with '-' ("-d guest_errors"), which CLI11
+    // would take for an option: glue it to its option.
+    for (std::size_t i = 0; i + 1 < args.size(); ++i) {
+        if (args[i] == "--qemu-arg" || args[i] == "--append") {
+            args[i] += "=" + args[i + 1];
+            args.erase(args.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+        }
     }
 
     Parsed p;
@@ -197,37 +276,9 @@ name exactly vm1..vmN, and a --fabric-config's "wlm" must be its privileged part
    "partitions": [{"name": "vm1", "entitlement": 0.5, "min": 0.2, "max": 1, "weight": 100},
                   {"name": "vm2", "entitlement": 1, "min": 0.1, "max": 1.5,
                    "memory_mib": {"min": 256, "max": 1024}}]})");
-    add_string(up, "--vms", p.up.vms, "N", "Number of partitions, 1..16 (default 2)");
-    add_string(up, "--mem", p.up.mem, "MiB", "Guest RAM per partition, 128..16384 (default 512)");
-    add_string(up, "--cpus", p.up.cpus, "N",
-               "vCPUs per partition, 1.." + std::to_string(host_cpus) + " (default 1)");
-    add_string(up, "--accel", p.up.accel, "auto|kvm|tcg",
-               "auto: KVM if a probe guest boots with it, else TCG (default auto)");
-    add_string(up, "--net", p.up.net, "partlink|virtio-tap|virtio-socket",
-               "Data network: the partlink one-copy adapter (pl0, joined by partlinkd), "
-               "virtio-net on a host bridge, or virtio-net over a socket (2 VMs only); default "
-               "partlink");
-    up->add_option("--fabric-config", p.up.fabric_config,
-                   "--net partlink: partlinkd's configuration (networks, WLM partition) instead "
-                   "of one network of all partitions with vm1 as WLM")
-        ->type_name("FILE");
-    up->add_option("--ssh-port", p.up.ssh_port,
-                   "vmN's ssh on 127.0.0.1:BASE+N-1 (default: free ports)")
-        ->type_name("BASE");
-    add_string(up, "--timeout", p.up.timeout, "SECONDS",
-               "Fail if a guest does not answer ssh within this time (default 180)");
-    up->add_flag("--no-cgroups", p.up.no_cgroups,
-                 "Do not place each partition's QEMU in its own CPU cgroup (default: an equal "
-                 "share of the host's CPUs each, cgroup v2 or v1; `up` fails if it cannot)");
-    up->add_option("--policy", p.up.policy,
-                   "Capacity policy: each partition's CPU entitlement, min, max and weight, and "
-                   "the one partition that may send directives (default: an equal share each, "
-                   "min 0.1, max every CPU, vm1)")
-        ->type_name("FILE");
-    up->add_option("--segments", p.up.segments,
-                   "--net partlink: the shared segments' table (segments.json: name, size, "
-                   "pinned, and per partition uid, gid, mode, rw or ro; docs/spec.md)")
-        ->type_name("FILE");
+    add_up_options(up, p.up, host_cpus);
+    up->add_flag("--dry-run", p.up.dry_run,
+                 "Print each partition's QEMU command line; start nothing");
 
     CLI::App* start = app.add_subcommand(
         "start",
@@ -304,6 +355,53 @@ From RUN/segments-state.json, which partlinkd writes; `up --segments FILE` start
     segments_load->add_flag("--dry-run", p.dry_run, "Only print what would change");
     segments_load->footer("");
 
+    CLI::App* run = app.add_subcommand(
+        "run", "Boot, run one command in a partition, shut everything down; exit with its status");
+    add_up_options(run, p.up, host_cpus);
+    run->add_option("--on", p.on, "The partition to run it in (default vm1)")->type_name("VM");
+    run->add_flag("--each", p.each, "Run it in every partition, one after another");
+    run->footer(R"(The command goes after `--`; its output streams as it runs.  The run uses a
+private run directory unless --run-dir is given, so it works beside a running `up`.
+Exit status: the command's (the first non-zero with --each), 1 if booting failed.
+Examples:
+  partlink run -- uname -r             (one partition unless --vms)
+  partlink run --kernel ~/linux --vms 2 --each -- dmesg --level=err,warn
+  git bisect run partlink run --kernel . -- /mnt/tests/check.sh)");
+
+    CLI::App* driver = app.add_subcommand(
+        "driver", "The kernel-developer loop: put a rebuilt partlink.ko into running partitions");
+    driver->require_subcommand(1);
+    CLI::App* driver_reload = driver->add_subcommand(
+        "reload", "Replace partlink.ko in running partitions (all, or the ones named), keeping "
+                  "pl0's addresses and MTU; the others see the peer leave and come back");
+    driver_reload->add_option("VM", p.words, "Partitions (default: every running one)")
+        ->type_name("");
+    driver_reload
+        ->add_option("--module", p.module,
+                     "The module to load (default: `make driver`'s, "
+                     "BUILD/driver/<release>/partlink.ko)")
+        ->type_name("FILE");
+    driver_reload->footer(R"(Examples:
+  make driver && partlink driver reload
+  partlink driver reload vm2 --module /tmp/partlink.ko)");
+
+    CLI::App* console = app.add_subcommand(
+        "console", "Attach the terminal to a partition's serial console (detach: Ctrl-])");
+    console->add_option("VM", p.vm, "Partition name: vm1, vm2, ...")->required()->type_name("");
+    console->footer("The console's whole output is also in RUN/vmN.console (`partlink logs vmN`).");
+
+    CLI::App* logs = app.add_subcommand("logs", "Print a partition's console and QEMU log");
+    logs->add_option("VM", p.vm, "Partition name: vm1, vm2, ...")->required()->type_name("");
+    logs->footer("");
+
+    CLI::App* gdb = app.add_subcommand(
+        "gdb", "Attach gdb to a partition's gdbstub (`up --gdb`), with the kernel's symbols and "
+               "partlink.ko's when known");
+    gdb->add_option("VM", p.vm, "Partition name: vm1, vm2, ...")->required()->type_name("");
+    gdb->footer(R"(Words after `--` go to gdb.  Examples:
+  partlink gdb vm1
+  partlink gdb vm2 -- -batch -ex 'info registers')");
+
     CLI::App* down = app.add_subcommand(
         "down", "Stop every partition and remove its network; keeps logs and consoles");
     down->footer("");
@@ -321,8 +419,9 @@ From RUN/segments-state.json, which partlinkd writes; `up --segments FILE` start
         throw UsageError(usage_message(e, app, args));
     }
 
-    if (after_dashes && !ssh->parsed())
-        throw UsageError("`--` is only for `partlink ssh VM -- CMD...`");
+    if (after_dashes && !ssh->parsed() && !run->parsed() && !gdb->parsed())
+        throw UsageError("`--` is only for `partlink ssh VM -- CMD...`, `partlink run -- CMD...` "
+                         "and `partlink gdb VM -- GDB-ARGS...`");
 
     CommandLine result{p.run_dir, DownCommand{}};
     if (up->parsed()) {
@@ -353,6 +452,45 @@ From RUN/segments-state.json, which partlinkd writes; `up --segments FILE` start
         result.command = SegmentsLoadCommand{p.segments_file, p.dry_run};
     } else if (segments->parsed()) {
         result.command = SegmentsCommand{p.json};
+    } else if (run->parsed()) {
+        if (!after_dashes || after_dashes->empty())
+            throw UsageError("run needs a command after `--`, e.g. partlink run -- uname -r");
+        // One partition unless asked: the quickest boot.
+        if (run->get_option("--vms")->count() == 0)
+            p.up.vms = "1";
+        RunCommand cmd{validate_up_args(p.up, host_cpus), {}, *after_dashes};
+        if (cmd.options.dry_run)
+            throw UsageError("--dry-run is for `up`");
+        if (p.each && !p.on.empty())
+            throw UsageError("give --on VM or --each, not both");
+        if (p.each) {
+            for (int i = 1; i <= cmd.options.vms; ++i)
+                cmd.on.push_back(vm_name(i));
+        } else {
+            const std::string vm = p.on.empty() ? vm_name(1) : p.on;
+            auto index = parse_vm_name(vm);
+            if (!index || *index > cmd.options.vms)
+                throw UsageError("--on " + vm + ": the run has vm1..vm" +
+                                 std::to_string(cmd.options.vms));
+            cmd.on.push_back(vm);
+        }
+        result.command = std::move(cmd);
+    } else if (driver_reload->parsed()) {
+        for (const auto& vm : p.words)
+            validate_vm_arg("driver reload", vm);
+        if (p.module && p.module->empty())
+            throw UsageError("--module must not be empty");
+        result.command = DriverReloadCommand{
+            p.words, p.module ? std::optional<fs::path>(fs::absolute(*p.module)) : std::nullopt};
+    } else if (console->parsed()) {
+        validate_vm_arg("console", p.vm);
+        result.command = ConsoleCommand{p.vm};
+    } else if (logs->parsed()) {
+        validate_vm_arg("logs", p.vm);
+        result.command = LogsCommand{p.vm};
+    } else if (gdb->parsed()) {
+        validate_vm_arg("gdb", p.vm);
+        result.command = GdbCommand{p.vm, after_dashes.value_or(std::vector<std::string>{})};
     } else if (down->parsed()) {
         result.command = DownCommand{};
     }

@@ -46,13 +46,36 @@ struct SegmentsLoadCommand {
     std::filesystem::path file;
     bool dry_run = false;
 };
+// `run [up's options] [--on vmK | --each] -- CMD...`: boot, run CMD, shut
+// down, exit with CMD's status.
+struct RunCommand {
+    UpOptions options;
+    std::vector<std::string> on; // partitions to run CMD in: vm1, vmK, or all
+    std::vector<std::string> command;
+};
+// `driver reload [vmN...] [--module FILE]`
+struct DriverReloadCommand {
+    std::vector<std::string> vms; // empty: every running partition
+    std::optional<std::filesystem::path> module;
+};
+struct ConsoleCommand {
+    std::string vm;
+};
+struct LogsCommand {
+    std::string vm;
+};
+struct GdbCommand {
+    std::string vm;
+    std::vector<std::string> gdb_args; // after `--`
+};
 struct HelpCommand {
     std::string text;
 };
 
 using Command =
     std::variant<UpCommand, StartCommand, StopCommand, DownCommand, StatusCommand, SshCommand,
-                 WlmLogCommand, WlmChartCommand, SegmentsCommand, SegmentsLoadCommand, HelpCommand>;
+                 WlmLogCommand, WlmChartCommand, SegmentsCommand, SegmentsLoadCommand, RunCommand,
+                 DriverReloadCommand, ConsoleCommand, LogsCommand, GdbCommand, HelpCommand>;
 
 struct CommandLine {
     std::optional<std::string> run_dir; // --run-dir

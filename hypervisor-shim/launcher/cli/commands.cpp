@@ -7,9 +7,14 @@
 
 #include "capacity/audit_log.hpp"
 #include "cli/output.hpp"
+#include "devloop/console.hpp"
+#include "devloop/driver_reload.hpp"
+#include "devloop/gdb.hpp"
+#include "devloop/one_shot.hpp"
 #include "error.hpp"
 #include "host/process.hpp"
 #include "host/ssh.hpp"
+#include "run/boot.hpp"
 #include "run/run_dir.hpp"
 #include "run/segments_command.hpp"
 #include "run/start_stop.hpp"
@@ -73,6 +78,62 @@ Observed observe(const fs::path& run_dir) {
     return o;
 }
 
+Observed observe_up(const fs::path& run_dir) {
+    Observed o = observe(run_dir);
+    if (!o.state || o.state->partitions.empty())
+        throw Error("nothing is up in " + run_dir.string() + "; run `partlink up` first");
+    return o;
+}
+
+const PartitionRecord& named_partition(const Observed& o, const std::string& vm) {
+    const PartitionRecord* p = o.state->find(vm);
+    if (!p)
+        throw UsageError("no partition named '" + vm + "' (partitions: " + join(o.state->names()) +
+                         ")");
+    return *p;
+}
+
+// A partition that is up, or an Error that says how to get it up.
+const PartitionRecord* running_partition(const Observed& observed, const std::string& vm,
+                                         const fs::path& run_dir) {
+    if (!observed.state || observed.state->partitions.empty())
+        throw Error("nothing is up in " + run_dir.string() + "; run `partlink up` first");
+    const PartitionRecord* p = &named_partition(observed, vm);
+    std::string state = live_state(*p, observed.dir->path(), observed.busy);
+    if (state == "stopped")
+        throw Error(vm + " is not running (stopped by `partlink stop`); `partlink start " + vm +
+                    "` boots it again");
+    if (state == "dead")
+        throw Error(vm + " is not running (its QEMU is gone; see " + p->log.string() + " and " +
+                    p->console.string() + "); `partlink start " + vm + "` boots it again");
+    if (state == "starting")
+        throw Error(vm +
+                    " is still starting; wait for `partlink up` or `partlink start` to finish");
+    return p;
+}
+
+SshTarget ssh_target(const PartitionRecord& p, const Layout& layout) {
+    return {layout.ssh_identity(), layout.ssh_known_hosts(),
+            static_cast<std::uint16_t>(p.ssh_port)};
+}
+
+// `run`'s own progress goes to stderr: stdout is the command's.
+Output stderr_output() {
+    return Output([](Output::Kind kind, std::string_view text) {
+        switch (kind) {
+        case Output::Kind::Info:
+            std::cerr << "partlink: " << text << std::endl;
+            break;
+        case Output::Kind::Item:
+            std::cerr << "  " << text << std::endl;
+            break;
+        case Output::Kind::Warning:
+            std::cerr << "partlink: warning: " << text << std::endl;
+            break;
+        }
+    });
+}
+
 // `start` and `stop` need a run that is up: its directory must exist.
 RunDir existing_run(const fs::path& run_dir) {
     auto dir = RunDir::open_existing(run_dir);
@@ -100,7 +161,10 @@ int run_up(const UpOptions& options, const Layout& layout, const fs::path& run_d
     if (options.net == NetMode::Partlink)
         layout.require_partlinkd();
     RunDir dir = RunDir::open(run_dir);
-    bring_up(options, layout, dir, terminal_output());
+    if (options.dry_run)
+        print_qemu_command_lines(options, layout, dir, terminal_output());
+    else
+        bring_up(options, layout, dir, terminal_output());
     return kExitOk;
 }
 
@@ -211,28 +275,90 @@ int run_wlm_chart(const std::optional<std::string>& out, const Layout& layout,
 int run_ssh(const std::string& vm, const std::vector<std::string>& command, const Layout& layout,
             const fs::path& run_dir) {
     Observed o = observe(run_dir);
-    if (!o.state || o.state->partitions.empty())
-        throw Error("nothing is up in " + run_dir.string() + "; run `partlink up` first");
-    const PartitionRecord* p = o.state->find(vm);
-    if (!p)
-        throw UsageError("no partition named '" + vm + "' (partitions: " + join(o.state->names()) +
-                         ")");
-    std::string state = live_state(*p, o.dir->path(), o.busy);
-    if (state == "stopped")
-        throw Error(vm + " is not running (stopped by `partlink stop`); `partlink start " + vm +
-                    "` boots it again");
-    if (state == "dead")
-        throw Error(vm + " is not running (its QEMU is gone; see " + p->log.string() + " and " +
-                    p->console.string() + "); `partlink start " + vm + "` boots it again");
-    if (state == "starting")
-        throw Error(vm +
-                    " is still starting; wait for `partlink up` or `partlink start` to finish");
+    const PartitionRecord* p = running_partition(o, vm, run_dir);
     layout.require_ssh_files();
-    SshTarget target{layout.ssh_identity(), layout.ssh_known_hosts(),
-                     static_cast<std::uint16_t>(p->ssh_port)};
+    SshTarget target = ssh_target(*p, layout);
     bool tty = command.empty() && ::isatty(STDIN_FILENO);
     std::cout.flush();
     exec_ssh(build_ssh_argv(target, command, tty));
+}
+
+int run_one_shot_command(const UpOptions& options, const std::vector<std::string>& on,
+                         const std::vector<std::string>& command, const Layout& layout,
+                         const std::optional<std::string>& run_dir) {
+    layout.require_qemu();
+    layout.require_images();
+    layout.require_ssh_files();
+    if (options.net == NetMode::Partlink)
+        layout.require_partlinkd();
+    std::optional<fs::path> dir;
+    if (run_dir)
+        dir = choose_run_dir(run_dir, layout);
+    return run_one_shot(options, on, command, layout, dir, stderr_output());
+}
+
+int run_driver_reload(const std::vector<std::string>& vms,
+                      const std::optional<std::filesystem::path>& module, const Layout& layout,
+                      const fs::path& run_dir) {
+    Observed o = observe_up(run_dir);
+    layout.require_ssh_files();
+    std::vector<std::string> targets = vms;
+    if (targets.empty()) {
+        for (const auto& p : o.state->partitions)
+            if (live_state(p, o.dir->path(), o.busy) == "running")
+                targets.push_back(p.name);
+        if (targets.empty())
+            throw Error("no partition is running in " + run_dir.string());
+    }
+    for (const auto& vm : targets)
+        running_partition(o, vm, run_dir);
+    const fs::path file =
+        module.value_or(layout.driver_dir() / o.state->boot.release / "partlink.ko");
+    Output out = terminal_output();
+    auto results = reload_driver(*o.state, layout, targets, file, out);
+    int failed = 0;
+    for (const auto& r : results) {
+        const std::string took = format_seconds(r.took);
+        if (r.ok) {
+            out.item(r.vm + ": partlink.ko " + r.old_srcversion + " -> " + r.new_srcversion +
+                     " in " + took + " (" + r.detail + ")");
+        } else {
+            ++failed;
+            out.item(r.vm + ": FAILED after " + took + ": " + r.detail);
+        }
+    }
+    if (failed)
+        throw Error(std::to_string(failed) + " of " + std::to_string(results.size()) +
+                    " partitions did not take the new module (logs: RUN/vmN.reload.log)");
+    return kExitOk;
+}
+
+int run_console(const std::string& vm, const fs::path& run_dir) {
+    Observed o = observe(run_dir);
+    const PartitionRecord* p = running_partition(o, vm, run_dir);
+    return attach_console(o.dir->console_socket(p->index), vm);
+}
+
+int run_logs(const std::string& vm, const fs::path& run_dir) {
+    Observed o = observe_up(run_dir);
+    const PartitionRecord& p = named_partition(o, vm);
+    for (const fs::path& file : {p.console, p.log}) {
+        std::cout << "==> " << file.string() << " <==\n";
+        auto text = read_text_file(file);
+        std::cout << (text ? *text : "(missing)\n");
+        if (text && !text->empty() && text->back() != '\n')
+            std::cout << '\n';
+    }
+    return kExitOk;
+}
+
+int run_gdb(const std::string& vm, const std::vector<std::string>& gdb_args, const Layout& layout,
+            const fs::path& run_dir) {
+    Observed o = observe(run_dir);
+    const PartitionRecord* p = running_partition(o, vm, run_dir);
+    layout.require_ssh_files();
+    std::cout.flush();
+    exec_gdb(*o.state, *p, layout, ssh_target(*p, layout), gdb_args);
 }
 
 } // namespace partlink::cli

@@ -31,4 +31,20 @@ int run_wlm_chart(const std::optional<std::string>& out, const Layout& layout,
 int run_ssh(const std::string& vm, const std::vector<std::string>& command, const Layout& layout,
             const std::filesystem::path& run_dir);
 
+// `run [up's options] -- CMD`: its exit status is CMD's.  `run_dir`: the
+// user's --run-dir, if given (else a private one).
+int run_one_shot_command(const UpOptions& options, const std::vector<std::string>& on,
+                         const std::vector<std::string>& command, const Layout& layout,
+                         const std::optional<std::string>& run_dir);
+// `driver reload [vmN...] [--module FILE]`: 0 if every partition took it.
+int run_driver_reload(const std::vector<std::string>& vms,
+                      const std::optional<std::filesystem::path>& module, const Layout& layout,
+                      const std::filesystem::path& run_dir);
+int run_console(const std::string& vm, const std::filesystem::path& run_dir);
+// The console and QEMU log of one partition.
+int run_logs(const std::string& vm, const std::filesystem::path& run_dir);
+// Only returns by throwing: on success this process becomes gdb.
+int run_gdb(const std::string& vm, const std::vector<std::string>& gdb_args, const Layout& layout,
+            const std::filesystem::path& run_dir);
+
 } // namespace partlink::cli

@@ -39,6 +39,15 @@ int dispatch(const partlink::cli::CommandLine& cl) {
             [&](const SegmentsLoadCommand& c) {
                 return run_segments_load(run_dir, c.file, c.dry_run);
             },
+            [&](const RunCommand& c) {
+                return run_one_shot_command(c.options, c.on, c.command, layout, cl.run_dir);
+            },
+            [&](const DriverReloadCommand& c) {
+                return run_driver_reload(c.vms, c.module, layout, run_dir);
+            },
+            [&](const ConsoleCommand& c) { return run_console(c.vm, run_dir); },
+            [&](const LogsCommand& c) { return run_logs(c.vm, run_dir); },
+            [&](const GdbCommand& c) { return run_gdb(c.vm, c.gdb_args, layout, run_dir); },
             [&](const HelpCommand&) { return kExitOk; },
         },
         cl.command);

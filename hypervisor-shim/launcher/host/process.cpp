@@ -113,7 +113,9 @@ void nap(std::chrono::milliseconds remaining) {
 
 Process Process::spawn(const std::vector<std::string>& argv, const SpawnOptions& options) {
     UniqueFd in;
-    if (options.null_stdin)
+    if (options.input_file)
+        in = open_or_throw(*options.input_file, O_RDONLY);
+    else if (options.null_stdin)
         in = open_or_throw("/dev/null", O_RDONLY);
     UniqueFd out;
     if (options.output_file)
@@ -202,6 +204,17 @@ pid_t Process::detach() {
     pid_ = -1;
     status_.reset();
     return pid;
+}
+
+void exec_program(const std::vector<std::string>& argv, const std::string& missing_hint) {
+    std::vector<char*> cargv;
+    for (const auto& a : argv)
+        cargv.push_back(const_cast<char*>(a.c_str()));
+    cargv.push_back(nullptr);
+    ::execvp(cargv[0], cargv.data());
+    int err = errno;
+    throw Error(errno_message("cannot run " + argv[0], err) +
+                (err == ENOENT ? "; " + missing_hint : ""));
 }
 
 CommandResult run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {

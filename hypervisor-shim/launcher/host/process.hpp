@@ -30,6 +30,8 @@ struct SpawnOptions {
     bool new_session = false;
     // stdin from /dev/null instead of ours.
     bool null_stdin = true;
+    // stdin from this file (wins over null_stdin).
+    std::optional<std::filesystem::path> input_file;
 };
 
 struct CommandResult {
@@ -97,6 +99,11 @@ private:
     pid_t pid_;
     UniqueFd fd_;
 };
+
+// Replaces this process with argv (looked up in PATH); throws an Error that
+// ends with `missing_hint` if the program is not installed.
+[[noreturn]] void exec_program(const std::vector<std::string>& argv,
+                               const std::string& missing_hint);
 
 // /proc/PID/cmdline split at NULs; empty if the process is gone or a zombie.
 std::vector<std::string> read_cmdline(pid_t pid);

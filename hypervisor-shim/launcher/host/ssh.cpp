@@ -69,15 +69,7 @@ std::vector<std::string> build_ssh_argv(const SshTarget& target,
 }
 
 void exec_ssh(const std::vector<std::string>& argv) {
-    std::vector<char*> cargv;
-    for (const auto& a : argv)
-        cargv.push_back(const_cast<char*>(a.c_str()));
-    cargv.push_back(nullptr);
-    ::execvp(cargv[0], cargv.data());
-    int err = errno;
-    throw Error(
-        errno_message("cannot run " + argv[0], err) +
-        (err == ENOENT ? "; install the OpenSSH client (apt-get install openssh-client)" : ""));
+    exec_program(argv, "install the OpenSSH client (apt-get install openssh-client)");
 }
 
 Process spawn_ssh_probe(const SshTarget& target, const std::filesystem::path& log) {

@@ -39,6 +39,30 @@ private:
     std::vector<std::string> argv_;
 };
 
+// The NIC that carries 10.77.0.N, except in partlink mode, where the
+// partlink-pci adapter does.
+void data_network(Argv& argv, const VmSpec& spec) {
+    switch (spec.net) {
+    case NetMode::VirtioTap:
+        argv.opt("-netdev", "tap,id=data,ifname=" + spec.tap + ",script=no,downscript=no");
+        break;
+    case NetMode::VirtioSocket: {
+        std::string netdev = "stream,id=data,server=";
+        netdev += spec.data_socket_server ? "on" : "off";
+        netdev += ",addr.type=unix,addr.path=" + spec.data_socket.string();
+        // The client may start before the server listens, or outlive it.
+        if (!spec.data_socket_server)
+            netdev += ",reconnect-ms=" + std::to_string(spec.data_socket_reconnect_ms);
+        argv.opt("-netdev", netdev);
+        break;
+    }
+    case NetMode::Partlink:
+        // The partlink-pci device above is the data path; no virtio data NIC.
+        return;
+    }
+    argv.opt("-device", "virtio-net-pci,netdev=data,mac=" + data_mac(spec.index) + ",romfile=");
+}
+
 } // namespace
 
 std::string mgmt_mac(int index) {
@@ -64,11 +88,32 @@ int fabric_port(int index) {
     return index;
 }
 
-std::string kernel_command_line(int index, NetMode net) {
-    return "console=ttyS0 panic=-1 partlink.name=" + vm_name(index) +
-           " partlink.index=" + std::to_string(index) + " partlink.mgmt_mac=" + mgmt_mac(index) +
-           " partlink.data_mac=" + data_nic_mac(index, net) + " partlink.ip=" + guest_ip(index) +
-           "/" + std::to_string(kGuestPrefixLength) + " partlink.data_if=" + data_nic_name(net);
+std::string share_mount_point(const Share& share) {
+    return "/mnt/" + share.tag;
+}
+
+std::string kernel_command_line(int index, NetMode net, const std::vector<Share>& shares,
+                                std::string_view append) {
+    std::string line =
+        "console=ttyS0 panic=-1 partlink.name=" + vm_name(index) +
+        " partlink.index=" + std::to_string(index) + " partlink.mgmt_mac=" + mgmt_mac(index) +
+        " partlink.data_mac=" + data_nic_mac(index, net) + " partlink.ip=" + guest_ip(index) + "/" +
+        std::to_string(kGuestPrefixLength) + " partlink.data_if=" + data_nic_name(net);
+    // The guest's init mounts each: partlink.share=TAG:MOUNTPOINT[:ro].
+    for (const auto& share : shares)
+        line += " partlink.share=" + share.tag + ":" + share_mount_point(share) +
+                (share.writable ? "" : ":ro");
+    if (!append.empty())
+        line += " " + std::string(append);
+    return line;
+}
+
+std::vector<std::string> qemu_args_for(const std::vector<QemuArg>& args, int index) {
+    std::vector<std::string> out;
+    for (const auto& arg : args)
+        if (arg.vm == 0 || arg.vm == index)
+            out.insert(out.end(), arg.words.begin(), arg.words.end());
+    return out;
 }
 
 std::vector<std::string> build_qemu_argv(const VmSpec& spec) {
@@ -92,8 +137,16 @@ std::vector<std::string> build_qemu_argv(const VmSpec& spec) {
     argv.firmware_dirs(spec.firmware_dirs);
     argv.opt("-kernel", spec.kernel.string());
     argv.opt("-initrd", spec.initrd.string());
-    argv.opt("-append", kernel_command_line(spec.index, spec.net));
-    argv.opt("-serial", "file:" + spec.console_file.string());
+    argv.opt("-append", kernel_command_line(spec.index, spec.net, spec.shares, spec.append));
+    if (spec.console_socket.empty()) {
+        argv.opt("-serial", "file:" + spec.console_file.string());
+    } else {
+        // The console file records everything, attached or not; a client
+        // of the socket (`partlink console`) types into the guest's shell.
+        argv.opt("-chardev", "socket,id=console,path=" + spec.console_socket.string() +
+                                 ",server=on,wait=off,logfile=" + spec.console_file.string());
+        argv.opt("-serial", "chardev:console");
+    }
     argv.opt("-qmp", "unix:" + spec.qmp_socket.string() + ",server=on,wait=off");
     if (!spec.hv_qmp_socket.empty()) {
         // A monitor serves one client at a time: partlinkd gets its own, so
@@ -123,25 +176,20 @@ std::vector<std::string> build_qemu_argv(const VmSpec& spec) {
         argv.opt("-device", "partlink-pci," + adapter);
     }
 
-    switch (spec.net) {
-    case NetMode::VirtioTap:
-        argv.opt("-netdev", "tap,id=data,ifname=" + spec.tap + ",script=no,downscript=no");
-        break;
-    case NetMode::VirtioSocket: {
-        std::string netdev = "stream,id=data,server=";
-        netdev += spec.data_socket_server ? "on" : "off";
-        netdev += ",addr.type=unix,addr.path=" + spec.data_socket.string();
-        // The client may start before the server listens, or outlive it.
-        if (!spec.data_socket_server)
-            netdev += ",reconnect-ms=" + std::to_string(spec.data_socket_reconnect_ms);
-        argv.opt("-netdev", netdev);
-        break;
+    // Read-only unless asked: a guest under development should not be able
+    // to scribble on the host's tree.  security_model=none: the guest sees
+    // the files as they are, and chown/chmod in it do not reach the host.
+    for (std::size_t i = 0; i < spec.shares.size(); ++i) {
+        const Share& share = spec.shares[i];
+        argv.opt("-virtfs", "local,id=share" + std::to_string(i) + ",path=" + share.dir.string() +
+                                ",mount_tag=" + share.tag + ",security_model=none" +
+                                (share.writable ? "" : ",readonly=on"));
     }
-    case NetMode::Partlink:
-        // The partlink-pci device above is the data path; no virtio data NIC.
-        return argv.take();
-    }
-    argv.opt("-device", "virtio-net-pci,netdev=data,mac=" + data_mac(spec.index) + ",romfile=");
+    if (spec.gdb_port != 0)
+        argv.opt("-gdb", "tcp:127.0.0.1:" + std::to_string(spec.gdb_port));
+    data_network(argv, spec);
+    for (const auto& word : spec.extra_args)
+        argv.flag(word);
     return argv.take();
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "run/options.hpp"
@@ -36,9 +37,10 @@ struct VmSpec {
     std::vector<std::filesystem::path> firmware_dirs; // -L, in order
     std::filesystem::path kernel;
     std::filesystem::path initrd;
-    std::filesystem::path console_file;
-    std::filesystem::path qmp_socket;    // the launcher's QMP monitor
-    std::filesystem::path hv_qmp_socket; // partlinkd's (the balloon); none if empty
+    std::filesystem::path console_file;   // everything the serial port prints
+    std::filesystem::path console_socket; // `partlink console` attaches here; none if empty
+    std::filesystem::path qmp_socket;     // the launcher's QMP monitor
+    std::filesystem::path hv_qmp_socket;  // partlinkd's (the balloon); none if empty
     std::filesystem::path pid_file;
     std::uint16_t ssh_port = 0;
     std::string tap;                     // NetMode::VirtioTap
@@ -47,9 +49,20 @@ struct VmSpec {
     int data_socket_reconnect_ms = 500;  // NetMode::VirtioSocket: client side
     std::filesystem::path fabric_socket; // NetMode::Partlink: partlinkd's socket
     int fabric_reconnect_ms = 500;       // NetMode::Partlink: QEMU reconnects to partlinkd
+    // The developer loop: kernel arguments added, host folders, gdbstub,
+    // the user's own QEMU options (appended last, so that they can override).
+    std::string append;
+    std::vector<Share> shares;
+    std::uint16_t gdb_port = 0; // 0: no gdbstub
+    std::vector<std::string> extra_args;
 };
 
-std::string kernel_command_line(int index, NetMode net);
+// Where a share appears in the guest.
+std::string share_mount_point(const Share& share);
+std::string kernel_command_line(int index, NetMode net, const std::vector<Share>& shares = {},
+                                std::string_view append = {});
+// The --qemu-arg words that apply to partition `index`, in order.
+std::vector<std::string> qemu_args_for(const std::vector<QemuArg>& args, int index);
 std::vector<std::string> build_qemu_argv(const VmSpec& spec);
 
 // A BIOS image of `size` bytes whose reset vector (size - 16) executes

@@ -153,9 +153,10 @@ VmSpec vm_spec(const RunState& state, const PartitionRecord& p, const Layout& la
     spec.net = p.net;
     spec.qemu = layout.qemu;
     spec.firmware_dirs = layout.firmware_dirs();
-    spec.kernel = layout.kernel();
-    spec.initrd = layout.initrd();
+    spec.kernel = state.boot.kernel.empty() ? layout.kernel() : state.boot.kernel;
+    spec.initrd = state.boot.initrd.empty() ? layout.initrd() : state.boot.initrd;
     spec.console_file = p.console;
+    spec.console_socket = dir.console_socket(p.index);
     spec.qmp_socket = p.qmp;
     spec.hv_qmp_socket = dir.hv_qmp_socket(p.index);
     spec.pid_file = p.pidfile;
@@ -165,6 +166,11 @@ VmSpec vm_spec(const RunState& state, const PartitionRecord& p, const Layout& la
     spec.data_socket = dir.data_socket();
     spec.data_socket_server = p.index == 1;
     spec.fabric_socket = dir.partlinkd_socket();
+    spec.append = state.boot.options.append;
+    spec.shares = state.boot.options.shares;
+    if (p.gdb_port)
+        spec.gdb_port = static_cast<std::uint16_t>(*p.gdb_port);
+    spec.extra_args = qemu_args_for(state.boot.options.qemu_args, p.index);
     return spec;
 }
 
@@ -175,6 +181,7 @@ BootingPartition spawn_partition(RunState& state, PartitionRecord& p, PortReserv
     remove_if_exists(p.console);
     remove_if_exists(p.pidfile);
     remove_if_exists(p.qmp);
+    remove_if_exists(dir.console_socket(p.index));
     SpawnOptions spawn;
     spawn.output_file = p.log;
     spawn.new_session = true;

@@ -6,6 +6,10 @@
 
 #include "error.hpp"
 
+#ifndef PARTLINK_SOURCE_ROOT
+#error "the build defines PARTLINK_SOURCE_ROOT, the source tree's root"
+#endif
+
 namespace partlink {
 
 namespace fs = std::filesystem;
@@ -71,6 +75,8 @@ Layout layout_for_executable(const fs::path& exe, const EnvLookup& env) {
         chart ? fs::absolute(*chart) : l.build_dir / "share" / "partlink" / "wlm_chart.py";
     auto python = env("PARTLINK_PYTHON");
     l.python = python ? fs::absolute(*python) : fs::path("/usr/bin/python3");
+    auto source = env("PARTLINK_SOURCE_DIR");
+    l.source_dir = source ? fs::absolute(*source) : fs::path(PARTLINK_SOURCE_ROOT);
     return l;
 }
 

@@ -24,12 +24,23 @@ struct Layout {
     // /usr/bin/python3 or $PARTLINK_PYTHON.
     std::filesystem::path wlm_chart_script;
     std::filesystem::path python;
+    // The source tree this launcher was built from ($PARTLINK_SOURCE_DIR to
+    // override): the developer loop runs its scripts (prepare-kernel.sh,
+    // build-driver.sh), which build against guest-driver/kernel/.
+    std::filesystem::path source_dir;
+    std::filesystem::path script(const char* name) const { return source_dir / "scripts" / name; }
 
     // The uncompressed kernel: under TCG, decompressing vmlinuz costs ~5 s a boot.
     std::filesystem::path kernel() const { return images / "vmlinux"; }
     std::filesystem::path initrd() const { return images / "initramfs.cpio.gz"; }
     std::filesystem::path ssh_identity() const { return images / "ssh" / "id_ed25519"; }
     std::filesystem::path ssh_known_hosts() const { return images / "ssh" / "known_hosts"; }
+    // The release of the image's own kernel ("6.1.0-57-amd64").
+    std::filesystem::path kernel_release_file() const { return images / "kernel-release"; }
+    // Images prepared from `up --kernel`: KERNELS/<release>/.
+    std::filesystem::path kernels() const { return build_dir / "kernels"; }
+    // `make driver`'s output: DRIVER/<release>/partlink.ko.
+    std::filesystem::path driver_dir() const { return build_dir / "driver"; }
     // QEMU's -L search path: our build's firmware first, then Debian's.
     std::vector<std::filesystem::path> firmware_dirs() const;
 

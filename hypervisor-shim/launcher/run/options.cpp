@@ -1,9 +1,12 @@
 #include "run/options.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <fstream>
 #include <sched.h>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "config.hpp"
@@ -137,6 +140,44 @@ void validate_segments_arg(UpOptions& opts, const std::string& arg) {
     opts.segments = file.lexically_normal();
 }
 
+std::filesystem::path existing_path(const std::string& option, const std::string& value,
+                                    bool directory_allowed) {
+    namespace fs = std::filesystem;
+    if (value.empty())
+        throw UsageError(option + " must not be empty");
+    std::error_code ec;
+    fs::path abs = fs::absolute(value, ec);
+    if (ec || !fs::exists(abs, ec))
+        throw UsageError(option + " " + value + ": no such file");
+    if (!directory_allowed && !fs::is_regular_file(abs, ec))
+        throw UsageError(option + " " + value + ": not a file");
+    return abs.lexically_normal();
+}
+
+void validate_boot_args(UpOptions& opts, const UpArgs& args) {
+    BootOptions& boot = opts.boot;
+    if (args.kernel)
+        boot.kernel = existing_path("--kernel", *args.kernel, true);
+    if (args.initrd)
+        boot.initrd = existing_path("--initrd", *args.initrd, false);
+    if (args.append) {
+        if (args.append->find('\n') != std::string::npos)
+            throw UsageError("--append must be one line");
+        boot.append = *args.append;
+    }
+    std::set<std::string> tags;
+    for (const auto& text : args.shares) {
+        Share share = parse_share(text);
+        if (!tags.insert(share.tag).second)
+            throw UsageError("--share: two folders have the tag '" + share.tag +
+                             "'; name one: DIR:TAG");
+        boot.shares.push_back(std::move(share));
+    }
+    boot.gdb = args.gdb;
+    for (const auto& text : args.qemu_args)
+        boot.qemu_args.push_back(parse_qemu_arg(text, opts.vms));
+}
+
 } // namespace
 
 UpOptions validate_up_args(const UpArgs& args, int host_cpus) {
@@ -201,7 +242,77 @@ UpOptions validate_up_args(const UpArgs& args, int host_cpus) {
         validate_policy_arg(opts, *args.policy, host_cpus);
     if (args.segments)
         validate_segments_arg(opts, *args.segments);
+    validate_boot_args(opts, args);
+    opts.dry_run = args.dry_run;
     return opts;
+}
+
+Share parse_share(std::string_view text) {
+    namespace fs = std::filesystem;
+    const std::string example = " (e.g. --share ~/src/linux:linux:rw)";
+    std::string rest(text);
+    Share share;
+    for (std::string_view mode : {":rw", ":ro"}) {
+        if (rest.ends_with(mode)) {
+            share.writable = mode == ":rw";
+            rest.resize(rest.size() - mode.size());
+            break;
+        }
+    }
+    std::string dir = rest;
+    if (auto colon = rest.rfind(':'); colon != std::string::npos) {
+        dir = rest.substr(0, colon);
+        share.tag = rest.substr(colon + 1);
+    }
+    if (dir.empty())
+        throw UsageError("--share needs a folder: DIR[:TAG][:rw]" + example);
+    std::error_code ec;
+    fs::path abs = fs::absolute(dir, ec);
+    if (ec || !fs::is_directory(abs, ec))
+        throw UsageError("--share " + std::string(text) + ": " + dir + " is not a folder" +
+                         example);
+    // "dir/" normalises to "dir/", whose filename (the default tag) is empty.
+    share.dir = abs.lexically_normal();
+    if (!share.dir.has_filename() && share.dir != share.dir.root_path())
+        share.dir = share.dir.parent_path();
+    if (share.tag.empty())
+        share.tag = share.dir.filename().string();
+    // The tag names the mount point /mnt/TAG and must survive the kernel
+    // command line: no spaces, colons or slashes.
+    const bool tag_ok = !share.tag.empty() && share.tag.size() <= kMaxShareTagLength &&
+                        std::all_of(share.tag.begin(), share.tag.end(),
+                                    [](char c) {
+                                        return std::isalnum(static_cast<unsigned char>(c)) ||
+                                               c == '-' || c == '_' || c == '.';
+                                    }) &&
+                        share.tag != "." && share.tag != "..";
+    if (!tag_ok)
+        throw UsageError("--share " + std::string(text) + ": tag '" + share.tag + "' must be 1.." +
+                         std::to_string(kMaxShareTagLength) +
+                         " letters, digits, '-', '_' or '.'; give one: DIR:TAG" + example);
+    return share;
+}
+
+QemuArg parse_qemu_arg(std::string_view text, int vms) {
+    QemuArg arg;
+    std::string_view words = text;
+    if (auto colon = text.find(':'); colon != std::string_view::npos) {
+        if (auto index = parse_vm_name(text.substr(0, colon))) {
+            if (*index > vms)
+                throw UsageError("--qemu-arg " + std::string(text) + ": there is no " +
+                                 std::string(text.substr(0, colon)) + " (--vms " +
+                                 std::to_string(vms) + ")");
+            arg.vm = *index;
+            words = text.substr(colon + 1);
+        }
+    }
+    std::istringstream in{std::string(words)};
+    for (std::string w; in >> w;)
+        arg.words.push_back(w);
+    if (arg.words.empty())
+        throw UsageError("--qemu-arg needs QEMU options, e.g. --qemu-arg '-d guest_errors' or "
+                         "--qemu-arg 'vm2:-d guest_errors'");
+    return arg;
 }
 
 void validate_vm_arg(std::string_view command, const std::string& vm) {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "capacity/policy.hpp"
 
@@ -18,6 +19,7 @@ inline constexpr int kMaxVms = 16;
 inline constexpr int kMinMemMib = 128;
 inline constexpr int kMaxMemMib = 16384;
 inline constexpr int kMaxTimeoutSeconds = 24 * 60 * 60;
+inline constexpr std::size_t kMaxShareTagLength = 31;
 
 enum class Accel { Auto, Kvm, Tcg };
 // partlink (the default): the one-copy adapter, joined by partlinkd;
@@ -44,6 +46,44 @@ struct UpArgs {
     bool no_cgroups = false;             // --no-cgroups
     std::optional<std::string> policy;   // --policy FILE
     std::optional<std::string> segments; // --segments FILE
+    // The developer loop's options.
+    std::optional<std::string> kernel;  // --kernel BZIMAGE|TREE
+    std::optional<std::string> append;  // --append "ARGS"
+    std::optional<std::string> initrd;  // --initrd FILE
+    std::vector<std::string> shares;    // --share DIR[:TAG][:rw], repeated
+    bool gdb = false;                   // --gdb
+    std::vector<std::string> qemu_args; // --qemu-arg [vmN:]ARGS, repeated
+    bool dry_run = false;               // --dry-run
+};
+
+// A host folder in every guest (`--share`): 9p, mounted at /mnt/TAG.
+struct Share {
+    std::filesystem::path dir; // absolute
+    std::string tag;
+    bool writable = false;
+    bool operator==(const Share&) const = default;
+};
+
+// Words for QEMU's command line (`--qemu-arg`), for one partition or all.
+struct QemuArg {
+    int vm = 0; // 0: every partition
+    std::vector<std::string> words;
+    bool operator==(const QemuArg&) const = default;
+};
+
+// How each partition boots beyond the defaults: what the developer loop asks
+// for.  Recorded in the run's state so that `start` boots a partition again
+// the same way.
+struct BootOptions {
+    // --kernel as given (absolute): a bzImage or a kernel build tree;
+    // nothing: the image's kernel.
+    std::optional<std::filesystem::path> kernel;
+    std::string append; // added to the kernel command line
+    std::optional<std::filesystem::path> initrd;
+    std::vector<Share> shares;
+    bool gdb = false;
+    std::vector<QemuArg> qemu_args;
+    bool operator==(const BootOptions&) const = default;
 };
 
 struct UpOptions {
@@ -69,6 +109,9 @@ struct UpOptions {
     // --segments FILE (absolute): the shared segments' table, checked
     // against vm1..vmN.
     std::optional<std::filesystem::path> segments;
+    BootOptions boot;
+    // --dry-run: print each QEMU command line, start nothing.
+    bool dry_run = false;
 };
 
 // Throws UsageError naming the offending option and its valid range (and
@@ -88,6 +131,13 @@ struct StartOptions {
     std::string vm;                              // "vm1".."vm16"
     std::optional<std::chrono::seconds> timeout; // nothing: the run's own (`up --timeout`)
 };
+
+// `--share DIR[:TAG][:rw|:ro]`: the folder must exist; TAG defaults to its
+// name.  Throws UsageError.
+Share parse_share(std::string_view text);
+// `--qemu-arg [vmN:]ARGS`: ARGS split at white space.  Throws UsageError,
+// also for a vmN beyond `vms`.
+QemuArg parse_qemu_arg(std::string_view text, int vms);
 
 // Throws UsageError if `vm` cannot name a partition (vm1..vm16), naming
 // `command` ("start", "stop") in the message.

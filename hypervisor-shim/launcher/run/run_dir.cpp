@@ -46,6 +46,9 @@ std::optional<RunDir> RunDir::open_existing(const fs::path& dir) {
 fs::path RunDir::console_file(int index) const {
     return vm_file(path_, index, ".console");
 }
+fs::path RunDir::console_socket(int index) const {
+    return vm_file(path_, index, ".console.sock");
+}
 fs::path RunDir::log_file(int index) const {
     return vm_file(path_, index, ".log");
 }

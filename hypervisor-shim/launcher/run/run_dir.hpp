@@ -32,6 +32,8 @@ public:
     std::filesystem::path state_file() const { return path_ / "state.json"; }
     std::filesystem::path lock_file() const { return path_ / "lock"; }
     std::filesystem::path console_file(int index) const;
+    // The serial port's socket, for `partlink console`.
+    std::filesystem::path console_socket(int index) const;
     std::filesystem::path log_file(int index) const;
     std::filesystem::path qmp_socket(int index) const;
     // partlinkd's own QMP monitor of partition N (its balloon).
@@ -42,6 +44,8 @@ public:
     std::filesystem::path probe_bios() const { return path_ / "probe.bin"; }
     std::filesystem::path probe_log() const { return path_ / "probe.log"; }
     std::filesystem::path probe_console() const { return path_ / "probe.console"; }
+    // The kernel tree partlink.ko is built against (`make driver` reads it).
+    std::filesystem::path kdir_file() const { return path_ / "kdir"; }
     // --net partlink: partlinkd's socket, its fabric segment, its
     // configuration (when `up` writes it) and its log.
     std::filesystem::path partlinkd_socket() const { return path_ / "partlinkd.sock"; }

@@ -61,6 +61,30 @@ nlohmann::ordered_json partition_to_json(const PartitionRecord& p) {
                                     {"min_units", p.cgroup->min_units},
                                     {"max_units", p.cgroup->max_units}}
                             : ojson(nullptr)},
+        {"gdb_port", p.gdb_port ? ojson(*p.gdb_port) : ojson(nullptr)},
+    };
+}
+
+nlohmann::ordered_json boot_to_json(const BootRecord& b) {
+    using ojson = nlohmann::ordered_json;
+    ojson shares = ojson::array();
+    for (const auto& sh : b.options.shares)
+        shares.push_back({{"dir", sh.dir.string()}, {"tag", sh.tag}, {"writable", sh.writable}});
+    ojson qemu_args = ojson::array();
+    for (const auto& a : b.options.qemu_args)
+        qemu_args.push_back({{"vm", a.vm}, {"words", a.words}});
+    return ojson{
+        {"kernel_given", b.options.kernel ? ojson(b.options.kernel->string()) : ojson(nullptr)},
+        {"initrd_given", b.options.initrd ? ojson(b.options.initrd->string()) : ojson(nullptr)},
+        {"append", b.options.append},
+        {"shares", shares},
+        {"gdb", b.options.gdb},
+        {"qemu_args", qemu_args},
+        {"kernel", b.kernel.string()},
+        {"initrd", b.initrd.string()},
+        {"release", b.release},
+        {"kdir", b.kdir.string()},
+        {"vmlinux", b.vmlinux.string()},
     };
 }
 
@@ -200,7 +224,51 @@ PartitionRecord partition_from_json(const json& doc, std::size_t i) {
             cg.max_units = c.integer("max_units", 0, 1'000'000'000'000LL);
         p.cgroup = std::move(cg);
     }
+    // Absent in documents of releases before --gdb.
+    if (r.has("gdb_port"))
+        if (auto port = r.optional_integer("gdb_port", 1, 65535))
+            p.gdb_port = static_cast<int>(*port);
     return p;
+}
+
+BootRecord boot_from_json(const Reader& r) {
+    BootRecord b;
+    if (!r.has("boot"))
+        return b;
+    Reader d(r.field("boot"), "boot");
+    if (auto k = d.optional_string("kernel_given"))
+        b.options.kernel = *k;
+    if (auto i = d.optional_string("initrd_given"))
+        b.options.initrd = *i;
+    b.options.append = d.string("append");
+    const json& shares = d.field("shares");
+    if (!shares.is_array())
+        d.fail("is not a list", "shares");
+    for (std::size_t i = 0; i < shares.size(); ++i) {
+        Reader sh(shares[i], "boot.shares[" + std::to_string(i) + "]");
+        const json& writable = sh.field("writable");
+        if (!writable.is_boolean())
+            sh.fail("is not true or false", "writable");
+        b.options.shares.push_back({sh.string("dir"), sh.string("tag"), writable.get<bool>()});
+    }
+    const json& gdb = d.field("gdb");
+    if (!gdb.is_boolean())
+        d.fail("is not true or false", "gdb");
+    b.options.gdb = gdb.get<bool>();
+    const json& args = d.field("qemu_args");
+    if (!args.is_array())
+        d.fail("is not a list", "qemu_args");
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        Reader a(args[i], "boot.qemu_args[" + std::to_string(i) + "]");
+        b.options.qemu_args.push_back(
+            {static_cast<int>(a.integer("vm", 0, kMaxVms)), a.strings("words")});
+    }
+    b.kernel = d.string("kernel");
+    b.initrd = d.string("initrd");
+    b.release = d.string("release");
+    b.kdir = d.string("kdir");
+    b.vmlinux = d.string("vmlinux");
+    return b;
 }
 
 std::optional<DaemonRecord> daemon_from_json(const Reader& r) {
@@ -245,6 +313,7 @@ nlohmann::ordered_json state_to_json(const RunState& s) {
         {"partlinkd", daemon_to_json(s.partlinkd)},
         {"partitions", partitions},
         {"cgroup_run", s.cgroup_run ? ojson(s.cgroup_run->string()) : ojson(nullptr)},
+        {"boot", boot_to_json(s.boot)},
     };
 }
 
@@ -277,6 +346,7 @@ RunState state_from_json(const json& doc) {
     if (r.has("cgroup_run"))
         if (auto run = r.optional_string("cgroup_run"))
             s.cgroup_run = *run;
+    s.boot = boot_from_json(r);
 
     const json& parts = r.field("partitions");
     if (!parts.is_array())

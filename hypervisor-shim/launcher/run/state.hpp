@@ -53,6 +53,21 @@ struct PartitionRecord {
     // Its CPU cgroup (<cpu root>/partlink/<run-id>/vmN) and what the policy
     // entitles it to; nothing with `up --no-cgroups`.
     std::optional<CgroupRecord> cgroup;
+    // QEMU's gdbstub on 127.0.0.1 (`up --gdb`).
+    std::optional<int> gdb_port;
+};
+
+// What the partitions boot: the kernel and initramfs (the image's, or
+// prepared from `up --kernel`), the kernel's release and the tree partlink.ko
+// is built against, and the developer loop's options.  Empty paths (in
+// documents of releases before --kernel): the image's kernel.
+struct BootRecord {
+    BootOptions options;
+    std::filesystem::path kernel;
+    std::filesystem::path initrd;
+    std::string release;
+    std::filesystem::path kdir;
+    std::filesystem::path vmlinux; // with debug info, for gdb; may be empty
 };
 
 // partlinkd of a --net partlink run: recorded before it is spawned, its pid
@@ -90,6 +105,7 @@ struct RunState {
     // <cpu root>/partlink/<run-id>: recorded before it is created; nothing
     // with `up --no-cgroups` (and in documents of earlier releases).
     std::optional<std::filesystem::path> cgroup_run;
+    BootRecord boot;
 
     const PartitionRecord* find(std::string_view name) const;
     PartitionRecord* find(std::string_view name);

@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include "capacity/policy.hpp"
+#include "devloop/kernel.hpp"
 #include "host/cgroups.hpp"
 #include "host/net_setup.hpp"
 #include "host/ports.hpp"
 #include "host/process.hpp"
+#include "host/ssh.hpp"
 #include "qemu/accel_probe.hpp"
 #include "qemu/qemu_command.hpp"
 #include "run/boot.hpp"
@@ -65,8 +67,17 @@ std::vector<PortReservation> reserve_ports(const UpOptions& opts) {
     return ports;
 }
 
+std::vector<PortReservation> reserve_gdb_ports(const UpOptions& opts) {
+    std::vector<PortReservation> ports;
+    if (opts.boot.gdb)
+        for (int i = 0; i < opts.vms; ++i)
+            ports.push_back(PortReservation::any());
+    return ports;
+}
+
 RunState initial_state(const UpOptions& opts, Accel accel, const RunDir& dir,
-                       const std::vector<PortReservation>& ports) {
+                       const std::vector<PortReservation>& ports,
+                       const std::vector<PortReservation>& gdb_ports) {
     RunState s;
     s.run_dir = dir.path();
     s.created = utc_now();
@@ -95,6 +106,8 @@ RunState initial_state(const UpOptions& opts, Accel accel, const RunDir& dir,
         p.log = dir.log_file(index);
         p.qmp = dir.qmp_socket(index);
         p.pidfile = dir.pid_file(index);
+        if (!gdb_ports.empty())
+            p.gdb_port = gdb_ports[static_cast<std::size_t>(index - 1)].port();
         s.partitions.push_back(std::move(p));
     }
     return s;
@@ -190,15 +203,57 @@ Process start_partlinkd(RunState& state, const UpOptions& opts, const Layout& la
     return daemon;
 }
 
+// What the developer loop changed about the boot, if anything.
+void describe_boot(const RunState& state, const Output& out) {
+    const BootRecord& b = state.boot;
+    if (b.options.kernel)
+        out.info("kernel " + b.release + " from " + b.options.kernel->string() +
+                 "; `make driver` builds partlink.ko against " + b.kdir.string());
+    for (const auto& share : b.options.shares)
+        out.info("share " + share.dir.string() + " at " + share_mount_point(share) + " (" +
+                 (share.writable ? "read-write" : "read-only") + ") in every partition");
+    std::vector<std::string> stubs;
+    for (const auto& p : state.partitions)
+        if (p.gdb_port)
+            stubs.push_back(p.name + " 127.0.0.1:" + std::to_string(*p.gdb_port));
+    if (!stubs.empty())
+        out.info("gdbstubs: " + join(stubs) + "; try `partlink gdb vm1`");
+}
+
+void check_socket_paths(const RunDir& dir) {
+    // QEMU creates its sockets under the run dir; sun_path is 108 bytes.
+    for (const fs::path& socket :
+         {dir.hv_qmp_socket(kMaxVms), dir.console_socket(kMaxVms), dir.partlinkd_socket()})
+        if (socket.string().size() >= 108)
+            throw Error("run directory path " + dir.path().string() +
+                        " is too long for QEMU's unix sockets; use a shorter --run-dir");
+}
+
 } // namespace
+
+void print_qemu_command_lines(const UpOptions& opts, const Layout& layout, const RunDir& dir,
+                              const Output& out) {
+    check_socket_paths(dir);
+    // Nothing starts, so no probe: auto shows TCG, which the probe picks
+    // wherever KVM hangs.
+    const Accel accel = opts.accel == Accel::Auto ? Accel::Tcg : opts.accel;
+    std::vector<PortReservation> ports = reserve_ports(opts);
+    std::vector<PortReservation> gdb_ports = reserve_gdb_ports(opts);
+    RunState state = initial_state(opts, accel, dir, ports, gdb_ports);
+    state.boot = resolve_boot(opts.boot, layout, out);
+    out.info("dry run: the QEMU command lines `up` would run (accel " +
+             std::string(to_string(accel)) +
+             (opts.accel == Accel::Auto ? ", or kvm if the probe boots with it" : "") +
+             "; ports free now)");
+    for (const auto& p : state.partitions) {
+        auto argv = build_qemu_argv(vm_spec(state, p, layout, dir));
+        out.item(p.name + ": " + shell_join(argv));
+    }
+}
 
 void bring_up(const UpOptions& opts, const Layout& layout, const RunDir& dir, const Output& out) {
     const auto started = Clock::now();
-    // QEMU creates its QMP socket under the run dir; sun_path is 108 bytes.
-    if (dir.hv_qmp_socket(kMaxVms).string().size() >= 108 ||
-        dir.partlinkd_socket().string().size() >= 108)
-        throw Error("run directory path " + dir.path().string() +
-                    " is too long for QEMU's unix sockets; use a shorter --run-dir");
+    check_socket_paths(dir);
     RunDirLock lock = RunDirLock::acquire_or_fail(dir, RunDirLock::Mode::Exclusive);
     InterruptWatch interrupts;
     refuse_or_clean_up(dir, out);
@@ -208,13 +263,19 @@ void bring_up(const UpOptions& opts, const Layout& layout, const RunDir& dir, co
 
     // Ports first: a port in use is a quicker answer than the KVM probe.
     std::vector<PortReservation> ports = reserve_ports(opts);
+    std::vector<PortReservation> gdb_ports = reserve_gdb_ports(opts);
+    // Before the probe: a kernel that cannot be used is refused first.
+    BootRecord boot = resolve_boot(opts.boot, layout, out);
 
     ProbeSetup probe{layout.qemu,   layout.firmware_dirs(), dir.probe_bios(),   dir.probe_log(),
                      kProbeTimeout, layout.kernel(),        dir.probe_console()};
     Accel accel = choose_accel(opts.accel, probe, out);
     InterruptWatch::check();
 
-    RunState state = initial_state(opts, accel, dir, ports);
+    RunState state = initial_state(opts, accel, dir, ports, gdb_ports);
+    state.boot = std::move(boot);
+    // `make driver` builds partlink.ko against the kernel the run boots.
+    write_file_atomic(dir.kdir_file(), state.boot.kdir.string() + "\n");
     std::optional<capacity::Policy> policy;
     if (cgroups) {
         try {
@@ -265,6 +326,8 @@ void bring_up(const UpOptions& opts, const Layout& layout, const RunDir& dir, co
 
         for (auto& p : state.partitions) {
             InterruptWatch::check();
+            if (!gdb_ports.empty())
+                gdb_ports[static_cast<std::size_t>(p.index - 1)].release();
             booting.push_back(spawn_partition(state, p,
                                               ports[static_cast<std::size_t>(p.index - 1)], layout,
                                               dir, out, cgroups.get()));
@@ -285,6 +348,7 @@ void bring_up(const UpOptions& opts, const Layout& layout, const RunDir& dir, co
         vm.qemu.detach();
     if (daemon)
         daemon->detach();
+    describe_boot(state, out);
     out.info(std::to_string(opts.vms) + " partition" + (opts.vms == 1 ? "" : "s") + " up in " +
              format_seconds(Clock::now() - started) + " (accel " + std::string(to_string(accel)) +
              ", net " + std::string(to_string(opts.net)) + "); try `partlink ssh vm1`");

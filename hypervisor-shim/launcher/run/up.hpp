@@ -10,6 +10,11 @@
 
 namespace partlink {
 
+// `up --dry-run`: prints each partition's QEMU command line; starts nothing
+// (a --kernel is prepared, though: its paths are on the command line).
+void print_qemu_command_lines(const UpOptions& options, const Layout& layout, const RunDir& dir,
+                              const Output& out);
+
 void bring_up(const UpOptions& options, const Layout& layout, const RunDir& dir, const Output& out);
 
 } // namespace partlink

@@ -85,10 +85,12 @@ TEST(CommandLine, UsageErrorsAreOneClearLine) {
               std::string::npos);
     EXPECT_EQ(usage_error({"up", "--vms"}), "--vms needs a value (see partlink --help)");
     EXPECT_EQ(usage_error({}),
-              "a command is required: up, start, stop, ssh, status, wlm, segments or down (see "
+              "a command is required: up, start, stop, ssh, status, wlm, segments, run, driver, "
+              "console, logs, gdb, down (see partlink --help)");
+    EXPECT_EQ(usage_error({"bogus"}),
+              "unknown command 'bogus'; commands are up, start, stop, ssh, "
+              "status, wlm, segments, run, driver, console, logs, gdb, down (see "
               "partlink --help)");
-    EXPECT_EQ(usage_error({"bogus"}), "unknown command 'bogus'; commands are up, start, stop, ssh, "
-                                      "status, wlm, segments, down (see partlink --help)");
     EXPECT_NE(usage_error({"up", "--bogus"}).find("--bogus"), std::string::npos);
     EXPECT_NE(usage_error({"status", "extra"}).find("extra"), std::string::npos);
     EXPECT_EQ(usage_error({"ssh"}), "ssh needs a partition name, e.g. partlink ssh vm1");
@@ -244,7 +246,7 @@ TEST(CommandLine, WlmUsageErrors) {
     EXPECT_EQ(usage_error({"wlm", "chart", "--out"}), "--out needs a value (see partlink --help)");
     EXPECT_EQ(usage_error({"wlm", "chart", "--out", ""}), "--out must not be empty");
     EXPECT_NE(usage_error({"frob"}).find(
-                  "commands are up, start, stop, ssh, status, wlm, segments, down"),
+                  "commands are up, start, stop, ssh, status, wlm, segments, run, driver"),
               std::string::npos);
 }
 
@@ -256,4 +258,63 @@ TEST(CommandLine, WlmHelp) {
     EXPECT_NE(chart.find("--out"), std::string::npos) << chart;
     auto up = std::get<HelpCommand>(parse({"up", "--help"}).command).text;
     EXPECT_NE(up.find("--policy"), std::string::npos) << up;
+}
+
+TEST(CommandLine, DeveloperLoopUpOptions) {
+    auto cl = parse({"up", "--gdb", "--append", "loglevel=7", "--qemu-arg", "-d guest_errors",
+                     "--qemu-arg=vm2:-device virtio-rng-pci", "--share", "/tmp:t:rw", "--dry-run"});
+    const auto& o = std::get<UpCommand>(cl.command).options;
+    EXPECT_TRUE(o.boot.gdb);
+    EXPECT_TRUE(o.dry_run);
+    EXPECT_EQ(o.boot.append, "loglevel=7");
+    ASSERT_EQ(o.boot.qemu_args.size(), 2u);
+    EXPECT_EQ(o.boot.qemu_args[0], (QemuArg{0, {"-d", "guest_errors"}}));
+    EXPECT_EQ(o.boot.qemu_args[1], (QemuArg{2, {"-device", "virtio-rng-pci"}}));
+    ASSERT_EQ(o.boot.shares.size(), 1u);
+    EXPECT_EQ(o.boot.shares[0], (Share{"/tmp", "t", true}));
+}
+
+TEST(CommandLine, RunTakesUpsOptionsAndACommand) {
+    auto cl = parse({"run", "--mem", "256", "--", "uname", "-r"});
+    const auto& run = std::get<RunCommand>(cl.command);
+    EXPECT_EQ(run.options.vms, 1); // one partition unless asked
+    EXPECT_EQ(run.options.mem_mib, 256);
+    EXPECT_EQ(run.on, std::vector<std::string>{"vm1"});
+    EXPECT_EQ(run.command, (std::vector<std::string>{"uname", "-r"}));
+
+    auto each = std::get<RunCommand>(parse({"run", "--vms", "3", "--each", "--", "true"}).command);
+    EXPECT_EQ(each.on, (std::vector<std::string>{"vm1", "vm2", "vm3"}));
+    auto on =
+        std::get<RunCommand>(parse({"run", "--vms", "2", "--on", "vm2", "--", "true"}).command);
+    EXPECT_EQ(on.on, std::vector<std::string>{"vm2"});
+}
+
+TEST(CommandLine, RunUsageErrors) {
+    EXPECT_EQ(usage_error({"run"}),
+              "run needs a command after `--`, e.g. partlink run -- uname -r");
+    EXPECT_EQ(usage_error({"run", "--on", "vm3", "--", "true"}), "--on vm3: the run has vm1..vm1");
+    EXPECT_EQ(usage_error({"run", "--each", "--on", "vm1", "--", "true"}),
+              "give --on VM or --each, not both");
+    EXPECT_EQ(usage_error({"run", "--dry-run", "--", "true"}).substr(0, 15), "unknown option ");
+    EXPECT_NE(usage_error({"status", "--", "x"}).find("`--` is only for"), std::string::npos);
+}
+
+TEST(CommandLine, DriverConsoleLogsGdb) {
+    auto reload = std::get<DriverReloadCommand>(parse({"driver", "reload", "vm2", "vm3"}).command);
+    EXPECT_EQ(reload.vms, (std::vector<std::string>{"vm2", "vm3"}));
+    EXPECT_FALSE(reload.module);
+    auto with_module =
+        std::get<DriverReloadCommand>(parse({"driver", "reload", "--module", "/x/p.ko"}).command);
+    EXPECT_EQ(*with_module.module, "/x/p.ko");
+    EXPECT_TRUE(reload.vms.size() == 2);
+    EXPECT_EQ(std::get<ConsoleCommand>(parse({"console", "vm2"}).command).vm, "vm2");
+    EXPECT_EQ(std::get<LogsCommand>(parse({"logs", "vm1"}).command).vm, "vm1");
+    auto gdb = std::get<GdbCommand>(parse({"gdb", "vm1", "--", "-batch"}).command);
+    EXPECT_EQ(gdb.gdb_args, std::vector<std::string>{"-batch"});
+
+    EXPECT_NE(usage_error({"driver"}).find("driver needs a command: reload"), std::string::npos);
+    EXPECT_EQ(usage_error({"console"}),
+              "console needs a partition name, e.g. partlink console vm1");
+    EXPECT_NE(usage_error({"driver", "reload", "vmx"}).find("'vmx' is not a partition name"),
+              std::string::npos);
 }

@@ -183,3 +183,53 @@ TEST(VmNames, ParseAndFormat) {
 TEST(HostCpus, AtLeastOne) {
     EXPECT_GE(host_cpu_count(), 1);
 }
+
+TEST(Shares, TagModeAndDefaults) {
+    EXPECT_EQ(parse_share("/tmp"), (Share{"/tmp", "tmp", false}));
+    EXPECT_EQ(parse_share("/tmp/"), (Share{"/tmp", "tmp", false}));
+    EXPECT_EQ(parse_share("/tmp:scratch"), (Share{"/tmp", "scratch", false}));
+    EXPECT_EQ(parse_share("/tmp:scratch:rw"), (Share{"/tmp", "scratch", true}));
+    EXPECT_EQ(parse_share("/tmp:rw"), (Share{"/tmp", "tmp", true}));
+    EXPECT_EQ(parse_share("/tmp:ro"), (Share{"/tmp", "tmp", false}));
+}
+
+TEST(Shares, BadOnesAreRefused) {
+    auto error = [](const std::string& text) {
+        try {
+            parse_share(text);
+        } catch (const UsageError& e) {
+            return std::string(e.what());
+        }
+        return std::string("(no error)");
+    };
+    EXPECT_NE(error("/no/such/dir").find("/no/such/dir is not a folder"), std::string::npos);
+    EXPECT_NE(error("/tmp:bad tag").find("tag 'bad tag' must be"), std::string::npos);
+    EXPECT_NE(error("/tmp:" + std::string(40, 'a')).find("must be 1..31"), std::string::npos);
+    EXPECT_NE(error(":x").find("--share needs a folder"), std::string::npos);
+    UpArgs args;
+    args.shares = {"/tmp:t", "/var:t"};
+    EXPECT_EQ(usage_error(args), "--share: two folders have the tag 't'; name one: DIR:TAG");
+}
+
+TEST(QemuArgs, SplitAndPerPartition) {
+    EXPECT_EQ(parse_qemu_arg("-d guest_errors", 2), (QemuArg{0, {"-d", "guest_errors"}}));
+    EXPECT_EQ(parse_qemu_arg("vm2:-s", 2), (QemuArg{2, {"-s"}}));
+    // A colon elsewhere is part of the option.
+    EXPECT_EQ(parse_qemu_arg("-serial tcp::4444", 2), (QemuArg{0, {"-serial", "tcp::4444"}}));
+    UpArgs args;
+    args.qemu_args = {"vm3:-s"};
+    EXPECT_EQ(usage_error(args), "--qemu-arg vm3:-s: there is no vm3 (--vms 2)");
+    args.qemu_args = {"  "};
+    EXPECT_NE(usage_error(args).find("--qemu-arg needs QEMU options"), std::string::npos);
+}
+
+TEST(BootOptions, KernelAndInitrdMustExist) {
+    UpArgs args;
+    args.kernel = "/no/such/bzImage";
+    EXPECT_EQ(usage_error(args), "--kernel /no/such/bzImage: no such file");
+    args.kernel = "/tmp"; // a tree is a folder
+    args.initrd = "/tmp";
+    EXPECT_EQ(usage_error(args), "--initrd /tmp: not a file");
+    args.initrd.reset();
+    EXPECT_EQ(*validate_up_args(args, 2).boot.kernel, "/tmp");
+}

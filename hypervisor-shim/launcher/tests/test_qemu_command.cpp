@@ -242,3 +242,45 @@ TEST(ProbeCommand, KernelProbeArgv) {
     EXPECT_NE(std::find(argv.begin(), argv.end(), "-no-reboot"), argv.end());
     EXPECT_EQ(std::find(argv.begin(), argv.end(), "-initrd"), argv.end());
 }
+
+TEST(QemuCommand, DeveloperLoopOptions) {
+    VmSpec s = tap_spec(2);
+    s.net = NetMode::Partlink;
+    s.fabric_socket = "/R/partlinkd.sock";
+    s.console_socket = "/R/vm2.console.sock";
+    s.shares = {{"/src", "src", false}, {"/out", "out", true}};
+    s.gdb_port = 1234;
+    s.append = "loglevel=7";
+    s.extra_args = {"-d", "guest_errors"};
+    auto argv = build_qemu_argv(s);
+    auto has = [&](const std::string& opt, const std::string& value) {
+        for (std::size_t i = 0; i + 1 < argv.size(); ++i)
+            if (argv[i] == opt && argv[i + 1] == value)
+                return true;
+        return false;
+    };
+    EXPECT_TRUE(has("-chardev", "socket,id=console,path=/R/vm2.console.sock,server=on,wait=off,"
+                                "logfile=/R/vm2.console"));
+    EXPECT_TRUE(has("-serial", "chardev:console"));
+    EXPECT_TRUE(has("-virtfs", "local,id=share0,path=/src,mount_tag=src,security_model=none,"
+                               "readonly=on"));
+    EXPECT_TRUE(has("-virtfs", "local,id=share1,path=/out,mount_tag=out,security_model=none"));
+    EXPECT_TRUE(has("-gdb", "tcp:127.0.0.1:1234"));
+    // The user's options come last, so that they can override ours.
+    ASSERT_GE(argv.size(), 2u);
+    EXPECT_EQ(argv[argv.size() - 2], "-d");
+    EXPECT_EQ(argv.back(), "guest_errors");
+    const std::string& append = argv[static_cast<std::size_t>(
+        std::find(argv.begin(), argv.end(), "-append") - argv.begin() + 1)];
+    EXPECT_NE(append.find(" partlink.share=src:/mnt/src:ro partlink.share=out:/mnt/out "
+                          "loglevel=7"),
+              std::string::npos)
+        << append;
+}
+
+TEST(QemuCommand, QemuArgsPerPartition) {
+    std::vector<QemuArg> args = {{0, {"-a"}}, {2, {"-b", "x"}}, {1, {"-c"}}};
+    EXPECT_EQ(qemu_args_for(args, 1), (std::vector<std::string>{"-a", "-c"}));
+    EXPECT_EQ(qemu_args_for(args, 2), (std::vector<std::string>{"-a", "-b", "x"}));
+    EXPECT_EQ(qemu_args_for(args, 3), std::vector<std::string>{"-a"});
+}

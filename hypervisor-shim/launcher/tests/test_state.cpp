@@ -82,6 +82,37 @@ TEST(State, RoundTrip) {
     EXPECT_EQ(*back.bridge, "plbr123abc");
 }
 
+TEST(State, BootRecordRoundTrips) {
+    RunState s = sample_state();
+    s.boot.options.kernel = "/src/linux";
+    s.boot.options.append = "loglevel=7";
+    s.boot.options.shares = {{"/src", "src", true}};
+    s.boot.options.gdb = true;
+    s.boot.options.qemu_args = {{2, {"-d", "guest_errors"}}};
+    s.boot.kernel = "/B/kernels/6.1.0-x/bzImage";
+    s.boot.initrd = "/B/kernels/6.1.0-x/initramfs.cpio.gz";
+    s.boot.release = "6.1.0-x";
+    s.boot.kdir = "/src/linux";
+    s.partitions[0].gdb_port = 4321;
+    RunState back = parse_state(serialize_state(s));
+    EXPECT_EQ(back.boot.options, s.boot.options);
+    EXPECT_EQ(back.boot.kernel, s.boot.kernel);
+    EXPECT_EQ(back.boot.release, "6.1.0-x");
+    EXPECT_EQ(back.partitions[0].gdb_port, 4321);
+    EXPECT_FALSE(back.partitions[1].gdb_port);
+
+    // A document from before the developer loop boots the image's kernel.
+    auto doc = state_to_json(sample_state());
+    doc.erase("boot");
+    RunState old = state_from_json(nlohmann::json::parse(doc.dump()));
+    EXPECT_TRUE(old.boot.kernel.empty());
+    EXPECT_FALSE(old.boot.options.kernel);
+
+    doc = state_to_json(s);
+    doc["boot"]["gdb"] = "yes";
+    EXPECT_THROW(state_from_json(nlohmann::json::parse(doc.dump())), StateCorrupt);
+}
+
 TEST(State, DocumentHasTheDocumentedFields) {
     nlohmann::ordered_json j = state_to_json(sample_state());
     EXPECT_EQ(j["version"], kStateVersion);
