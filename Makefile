@@ -11,7 +11,7 @@ SEED       ?= 1
 N          ?= 10000
 FUZZ_ARGS  ?=
 
-.PHONY: all deps qemu qemu-asan images driver shim demo demo-wlm bench test unit-test pytest device-test device-test-asan fuzz system-test lint format clean distclean help
+.PHONY: all deps qemu qemu-asan images driver shim demo demo-wlm bench bench-devloop test unit-test pytest device-test device-test-asan fuzz system-test lint format clean distclean help
 
 all: qemu images shim
 
@@ -28,6 +28,7 @@ help:
 	@echo "make device-test-asan  the device tests against QEMU built with AddressSanitizer"
 	@echo "make fuzz SEED=1 N=100000  seeded random qtest fuzzer of partlink-pci, ASan QEMU"
 	@echo "make bench        guest-to-guest TCP, UDP and RTT per network mode, side by side"
+	@echo "make bench-devloop  edit -> make driver && driver reload (3 partitions), partlink run"
 	@echo "make lint         QEMU and kernel checkpatch, clang-format check"
 	@echo "make clean        remove build/ except the QEMU source and ccache-able QEMU build"
 
@@ -65,6 +66,11 @@ demo-wlm: all
 
 bench: all
 	@$(PYTHON) scripts/bench.py $(BENCH_ARGS)
+
+# The kernel-developer loop's two times: edit -> make driver && driver reload
+# in 3 running partitions, and a one-shot `partlink run -- uname -r`.
+bench-devloop: all
+	@$(PYTHON) scripts/bench-devloop.py $(BENCH_ARGS)
 
 test: all
 	@$(MAKE) --no-print-directory unit-test pytest

@@ -226,6 +226,13 @@ std::string render_status_table(const StatusReport& report) {
                         memory_text(s, report.boot_memory_mib)});
     }
     std::string out = "run dir: " + report.run_dir.string() + "\n" + render_table(rows);
+    std::string stubs;
+    for (const auto& s : report.partitions)
+        if (s.record.gdb_port)
+            stubs += (stubs.empty() ? "" : ", ") + s.record.name + " 127.0.0.1:" +
+                     std::to_string(*s.record.gdb_port);
+    if (!stubs.empty())
+        out += "gdbstubs: " + stubs + " (`partlink gdb vmN`)\n";
     if (report.partlinkd) {
         out += "\n" + daemon_line(*report.partlinkd) + "\n";
         if (!report.fabric_error.empty())
@@ -251,6 +258,7 @@ nlohmann::ordered_json render_status_json(const StatusReport& report) {
             {"qemu_pid", p.qemu_pid ? json(*p.qemu_pid) : json(nullptr)},
             {"accel", to_string(p.accel)},
             {"ssh_port", p.ssh_port},
+            {"gdb_port", p.gdb_port ? json(*p.gdb_port) : json(nullptr)},
             {"net", to_string(p.net)},
             {"mac", p.mac},
             {"boot_memory_mib", report.boot_memory_mib},
