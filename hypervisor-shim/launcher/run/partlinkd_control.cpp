@@ -1,14 +1,18 @@
 #include "run/partlinkd_control.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "error.hpp"
 #include "run/options.hpp"
+#include "unique_fd.hpp"
 
 namespace partlink {
 
@@ -138,6 +142,23 @@ std::vector<DaemonStopOutcome> stop_partlinkds(const std::vector<pid_t>& pids,
     return out;
 }
 
+namespace {
+
+// The proof that partlinkd serves: its socket takes a connection (a bound
+// socket that does not listen yet refuses).  partlinkd drops a client that
+// hangs up before its HELLO.
+bool accepts_connections(const fs::path& socket) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (socket.string().size() >= sizeof addr.sun_path)
+        return false;
+    std::strncpy(addr.sun_path, socket.c_str(), sizeof addr.sun_path - 1);
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    return fd && ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+}
+
+} // namespace
+
 void wait_until_listening(Process& daemon, const fs::path& log, const fs::path& socket,
                           std::chrono::milliseconds timeout, const std::function<void()>& check) {
     const auto deadline = Clock::now() + timeout;
@@ -150,10 +171,7 @@ void wait_until_listening(Process& daemon, const fs::path& log, const fs::path& 
             check();
         if (auto status = daemon.poll())
             throw failure(status->describe() + " before it listened on " + socket.string());
-        auto text = read_text_file(log);
-        std::error_code ec;
-        if ((text && text->find(kPartlinkdListening) != std::string::npos) ||
-            fs::is_socket(socket, ec))
+        if (accepts_connections(socket))
             return;
         if (Clock::now() >= deadline)
             throw failure("did not listen on " + socket.string() + " within " +

@@ -18,8 +18,6 @@
 
 namespace partlink {
 
-// What partlinkd prints once its socket accepts connections.
-inline constexpr const char* kPartlinkdListening = "partlinkd: listening on";
 inline constexpr std::chrono::seconds kPartlinkdStartTimeout{10};
 
 // `capacity`: RUN/capacity.json (capacity::RunCapacityConfig) when the
@@ -59,8 +57,8 @@ stop_partlinkds(const std::vector<pid_t>& pids, const std::filesystem::path& run
                 std::chrono::milliseconds after_term = std::chrono::seconds(3),
                 std::chrono::milliseconds after_kill = std::chrono::seconds(3));
 
-// Waits until partlinkd, just spawned with its output to `log`, says it
-// listens (or its socket appears).  Throws an Error with the log's tail if
+// Waits until partlinkd, just spawned with its output to `log`, accepts
+// connections on `socket`.  Throws an Error with the log's tail if
 // it exits first or does not get there within `timeout`.  `check` runs at
 // every poll (to throw on ^C).
 void wait_until_listening(Process& daemon, const std::filesystem::path& log,

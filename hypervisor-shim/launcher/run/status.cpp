@@ -229,8 +229,8 @@ std::string render_status_table(const StatusReport& report) {
     std::string stubs;
     for (const auto& s : report.partitions)
         if (s.record.gdb_port)
-            stubs += (stubs.empty() ? "" : ", ") + s.record.name + " 127.0.0.1:" +
-                     std::to_string(*s.record.gdb_port);
+            stubs += (stubs.empty() ? "" : ", ") + s.record.name +
+                     " 127.0.0.1:" + std::to_string(*s.record.gdb_port);
     if (!stubs.empty())
         out += "gdbstubs: " + stubs + " (`partlink gdb vmN`)\n";
     if (report.partlinkd) {

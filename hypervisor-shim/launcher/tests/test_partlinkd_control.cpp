@@ -65,7 +65,12 @@ protected:
 
     // Blocks for ever in the shell's `read` builtin, without forking.
     std::string hold() const { return "exec 3<>'" + fifo_.string() + "'; read x <&3"; }
-    std::string listens() const { return "echo \"partlinkd: listening on $2\"; " + hold(); }
+    // Listens on the socket ($2), as partlinkd does once it serves.
+    std::string listens() const {
+        return "exec /usr/bin/python3 -c 'import socket, sys, time; s = "
+               "socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); "
+               "time.sleep(3600)' \"$2\"";
+    }
     // Says so once the trap is set: a TERM before that would still kill it.
     std::string ignores_term() const {
         return "trap '' TERM; echo 'partlinkd: ignoring TERM'; " + hold();
@@ -145,7 +150,7 @@ TEST(Partlinkd, RecognizedBySocketOfTheRunDir) {
     EXPECT_FALSE(cmdline_is_our_partlinkd({}, run));
 }
 
-TEST_F(TempRun, WaitsForTheListeningLine) {
+TEST_F(TempRun, WaitsUntilTheSocketAccepts) {
     Process d = fake_daemon("sleep 0.3; " + listens());
     auto started = std::chrono::steady_clock::now();
     wait_until_listening(d, dir().partlinkd_log(), dir().partlinkd_socket(), 5s);
