@@ -53,16 +53,8 @@ die() {
 	exit 1
 }
 
-# True if $1 is missing or older than any of the remaining files.
-stale() {
-	local target=$1 dep
-	shift
-	[ -e "$target" ] || return 0
-	for dep in "$@"; do
-		[ "$dep" -nt "$target" ] && return 0
-	done
-	return 1
-}
+# shellcheck source-path=SCRIPTDIR source=lib/stale.sh
+. "$REPO/scripts/lib/stale.sh"
 
 # ---------------------------------------------------------------- checks
 check_tools() {

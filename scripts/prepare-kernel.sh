@@ -50,16 +50,8 @@ die() {
 }
 warn() { echo "kernel: warning: $*" >&2; }
 
-# True if $1 is missing or older than any of the remaining files.
-stale() {
-	local target=$1 dep
-	shift
-	[ -e "$target" ] || return 0
-	for dep in "$@"; do
-		[ "$dep" -nt "$target" ] && return 0
-	done
-	return 1
-}
+# shellcheck source-path=SCRIPTDIR source=lib/stale.sh
+. "$REPO/scripts/lib/stale.sh"
 
 [ $# -eq 2 ] || die "usage: $0 KERNEL OUTDIR (KERNEL: a bzImage or a kernel build tree)"
 KERNEL=$1
