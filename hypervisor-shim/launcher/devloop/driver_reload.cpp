@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "devloop/gdb.hpp"
 #include "error.hpp"
 #include "host/process.hpp"
 #include "host/ssh.hpp"
@@ -156,6 +157,10 @@ std::vector<ReloadResult> reload_driver(const RunState& state, const Layout& lay
             cr.output = "reload: error no answer within 60 s (log " + r.log.string() + ")";
         }
         ReloadResult result = parse_report(r.vm, cr);
+        // `partlink gdb` loads the symbols of what the guest runs.
+        if (result.ok)
+            write_file_atomic(reloaded_module_record(state, *state.find(r.vm)),
+                              module.string() + "\n");
         result.took =
             std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - r.started);
         results.push_back(std::move(result));

@@ -13,15 +13,25 @@
 
 namespace partlink {
 
-// The partlink.ko whose symbols match what the guest runs, best guess: the
-// one `make driver` built for the run's release, else the image's.
-std::filesystem::path built_module(const RunState& state, const Layout& layout);
+// The partlink.ko files that may be what partition `p` runs, most likely
+// first: the one `driver reload` last put there, `make driver`'s for the
+// run's release, the one its kernel booted with.
+std::vector<std::filesystem::path>
+candidate_modules(const RunState& state, const PartitionRecord& p, const Layout& layout);
 
-// gdb's command line.  `module_text`: partlink.ko's .text address in the
-// guest ("0xffffffffc0a00000"), if it could be read.
+// Where `driver reload` records the module it loaded into partition N.
+std::filesystem::path reloaded_module_record(const RunState& state, const PartitionRecord& p);
+
+// partlink.ko as loaded in the guest: the file with its symbols and the
+// address of its .text ("0xffffffffc0a00000").
+struct LoadedModule {
+    std::filesystem::path file;
+    std::string text_address;
+};
+
+// gdb's command line.
 std::vector<std::string> build_gdb_argv(const RunState& state, const PartitionRecord& p,
-                                        const Layout& layout,
-                                        const std::optional<std::string>& module_text,
+                                        const std::optional<LoadedModule>& module,
                                         const std::vector<std::string>& extra);
 
 // Only returns by throwing: on success this process becomes gdb.
