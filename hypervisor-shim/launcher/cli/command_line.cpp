@@ -169,8 +169,9 @@ std::string usage_message(const CLI::ParseError& e, const CLI::App& app,
 }
 
 // up's options, which `run` takes too.
-void add_up_options(CLI::App* app, UpArgs& up, int host_cpus) {
-    add_string(app, "--vms", up.vms, "N", "Number of partitions, 1..16 (default 2)");
+void add_up_options(CLI::App* app, UpArgs& up, int host_cpus, int default_vms) {
+    add_string(app, "--vms", up.vms, "N",
+               "Number of partitions, 1..16 (default " + std::to_string(default_vms) + ")");
     add_string(app, "--mem", up.mem, "MiB", "Guest RAM per partition, 128..16384 (default 512)");
     add_string(app, "--cpus", up.cpus, "N",
                "vCPUs per partition, 1.." + std::to_string(host_cpus) + " (default 1)");
@@ -276,7 +277,7 @@ name exactly vm1..vmN, and a --fabric-config's "wlm" must be its privileged part
    "partitions": [{"name": "vm1", "entitlement": 0.5, "min": 0.2, "max": 1, "weight": 100},
                   {"name": "vm2", "entitlement": 1, "min": 0.1, "max": 1.5,
                    "memory_mib": {"min": 256, "max": 1024}}]})");
-    add_up_options(up, p.up, host_cpus);
+    add_up_options(up, p.up, host_cpus, 2);
     up->add_flag("--dry-run", p.up.dry_run,
                  "Print each partition's QEMU command line; start nothing");
 
@@ -357,7 +358,7 @@ From RUN/segments-state.json, which partlinkd writes; `up --segments FILE` start
 
     CLI::App* run = app.add_subcommand(
         "run", "Boot, run one command in a partition, shut everything down; exit with its status");
-    add_up_options(run, p.up, host_cpus);
+    add_up_options(run, p.up, host_cpus, 1);
     run->add_option("--on", p.on, "The partition to run it in (default vm1)")->type_name("VM");
     run->add_flag("--each", p.each, "Run it in every partition, one after another");
     run->footer(R"(The command goes after `--`; its output streams as it runs.  The run uses a

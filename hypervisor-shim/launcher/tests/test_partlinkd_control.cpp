@@ -65,11 +65,14 @@ protected:
 
     // Blocks for ever in the shell's `read` builtin, without forking.
     std::string hold() const { return "exec 3<>'" + fifo_.string() + "'; read x <&3"; }
-    // Listens on the socket ($2), as partlinkd does once it serves.
+    // Listens on the socket ($2), as partlinkd does once it serves: a child
+    // holds the listening socket (and leaves with the shell), while the
+    // shell keeps partlinkd's command line for the /proc scans.
     std::string listens() const {
-        return "exec /usr/bin/python3 -c 'import socket, sys, time; s = "
-               "socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); "
-               "time.sleep(3600)' \"$2\"";
+        return "/usr/bin/python3 -c 'import os, socket, sys, time; parent = int(sys.argv[2]); s = "
+               "socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen()\n"
+               "while os.getppid() == parent: time.sleep(0.05)' \"$2\" $$ & " +
+               hold();
     }
     // Says so once the trap is set: a TERM before that would still kill it.
     std::string ignores_term() const {
