@@ -5,8 +5,8 @@
 #include <sstream>
 #include <thread>
 
-#include "host/cgroups.hpp"
 #include "host/ssh.hpp"
+#include "run/capacity_setup.hpp"
 
 namespace partlink {
 

@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <iterator>
 
-#include "host/cgroups.hpp"
 #include "host/net_setup.hpp"
 #include "host/ports.hpp"
 #include "qemu/qemu_control.hpp"
 #include "run/boot.hpp"
+#include "run/capacity_setup.hpp"
 #include "run/partlinkd_control.hpp"
 
 namespace partlink {
@@ -179,7 +179,7 @@ void start_partition(const StartOptions& opts, const Layout& layout, const RunDi
         for (auto& vm : booting)
             vm.qemu.terminate(kFailedQemuGrace);
         if (cgroups)
-            for (const auto& e : remove_partition_cgroup(p.cgroup->path, *cgroups))
+            for (const auto& e : capacity::remove_group_patiently(p.cgroup->path, *cgroups))
                 out.warn(e);
         p.state = "failed";
         try {
@@ -207,7 +207,7 @@ void stop_partition(const std::string& vm, const RunDir& dir, const Output& out)
         if (!p.cgroup)
             return;
         if (auto cgroups = find_cpu_cgroups())
-            for (const auto& e : remove_partition_cgroup(p.cgroup->path, *cgroups))
+            for (const auto& e : capacity::remove_group_patiently(p.cgroup->path, *cgroups))
                 out.warn(e);
     };
     if (qemus.empty()) {

@@ -8,7 +8,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "host/cgroups.hpp"
+#include "run/capacity_setup.hpp"
 #include "run/fabric_status.hpp"
 #include "run/run_dir.hpp"
 #include "run/wlm_logs.hpp"

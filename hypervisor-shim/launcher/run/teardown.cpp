@@ -4,9 +4,9 @@
 #include <set>
 #include <system_error>
 
-#include "host/cgroups.hpp"
 #include "host/net_setup.hpp"
 #include "qemu/qemu_control.hpp"
+#include "run/capacity_setup.hpp"
 #include "run/partlinkd_control.hpp"
 
 namespace partlink {

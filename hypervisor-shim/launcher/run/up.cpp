@@ -6,7 +6,6 @@
 
 #include "capacity/policy.hpp"
 #include "devloop/kernel.hpp"
-#include "host/cgroups.hpp"
 #include "host/net_setup.hpp"
 #include "host/ports.hpp"
 #include "host/process.hpp"

@@ -9,7 +9,6 @@
 
 #include "error.hpp"
 #include "fake_cgroup.hpp"
-#include "host/cgroups.hpp"
 #include "host/net_setup.hpp"
 #include "run/capacity_setup.hpp"
 #include "run/options.hpp"

@@ -4,8 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include "fake_cgroup.hpp"
-#include "host/cgroups.hpp"
 #include "host/net_setup.hpp"
+#include "run/capacity_setup.hpp"
 #include "run/state.hpp"
 
 namespace partlink {
@@ -153,7 +153,8 @@ TEST_P(CgroupsTest, RemoveReportsFailuresWithoutThrowing) {
     // Retried for the grace, per group, not forever.
     EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(300));
     EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(3));
-    EXPECT_TRUE(remove_partition_cgroup(host.root / "partlink/none", *host.controller).empty());
+    EXPECT_TRUE(
+        capacity::remove_group_patiently(host.root / "partlink/none", *host.controller).empty());
 }
 
 TEST_P(CgroupsTest, StatusShowsEntitlementCapAndStat) {
