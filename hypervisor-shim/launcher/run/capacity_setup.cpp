@@ -2,6 +2,7 @@
 
 #include <map>
 #include <set>
+#include <stdexcept>
 #include <system_error>
 
 #include <nlohmann/json.hpp>
@@ -53,8 +54,9 @@ void check_policy_for_run(const cap::Policy& policy, int vms, int mem_mib,
 
 cap::Policy default_run_policy(int vms, double host_cpus, const std::string& wlm) {
     cap::Policy policy = cap::default_policy(static_cast<std::size_t>(vms), host_cpus);
-    if (policy.find(wlm))
-        policy.privileged = wlm;
+    if (!policy.find(wlm))
+        throw std::logic_error("the WLM partition " + wlm + " is not a partition of the run");
+    policy.privileged = wlm;
     return policy;
 }
 

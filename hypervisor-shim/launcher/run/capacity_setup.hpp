@@ -32,10 +32,10 @@ void check_policy_for_run(const capacity::Policy& policy, int vms, int mem_mib,
                           const std::string& source);
 
 // The policy of a run without --policy: the default one (an equal share
-// each, min 0.1, max every host CPU), with the WLM partition `wlm` (vm1
-// unless a --fabric-config names another).  Throws capacity::PolicyError if
-// the host is too small for it.
-capacity::Policy default_run_policy(int vms, double host_cpus, const std::string& wlm = "vm1");
+// each, min 0.1, max every host CPU), with the run's WLM partition `wlm`
+// (UpOptions::wlm, one of vm1..vmN).  Throws capacity::PolicyError if the
+// host is too small for it.
+capacity::Policy default_run_policy(int vms, double host_cpus, const std::string& wlm);
 
 // The configuration partlinkd gets: `policy`, the planned cgroup of every
 // partition of `state` (plan_cgroups ran), the audit and chart logs in `dir`,

@@ -102,11 +102,6 @@ void validate_policy_arg(UpOptions& opts, const std::string& arg, int host_cpus)
         throw UsageError("--policy: " + std::string(e.what()));
     }
     check_policy_for_run(policy, opts.vms, opts.mem_mib, file.string());
-    if (opts.fabric_config && opts.fabric_wlm != policy.privileged)
-        throw UsageError("--policy " + file.string() + " makes " + policy.privileged +
-                         " the WLM partition but --fabric-config " + opts.fabric_config->string() +
-                         (opts.fabric_wlm ? " names " + *opts.fabric_wlm : " names none") +
-                         "; set \"wlm\": \"" + policy.privileged + "\" in the fabric config");
     opts.policy_file = file;
     opts.policy = std::move(policy);
 }
@@ -154,6 +149,32 @@ std::filesystem::path existing_path(const std::string& option, const std::string
     return abs.lexically_normal();
 }
 
+// The one place that decides which partition is the WLM's: partlinkd lets
+// it use the mailbox (fabric config) and send directives (policy), and
+// refuses to start if the two disagree.
+std::string resolve_wlm_partition(const UpOptions& opts,
+                                  const std::optional<std::string>& fabric_wlm) {
+    if (opts.policy) {
+        const std::string& privileged = opts.policy->privileged;
+        if (opts.fabric_config && fabric_wlm != privileged)
+            throw UsageError("--policy " + opts.policy_file->string() + " makes " + privileged +
+                             " the WLM partition but --fabric-config " +
+                             opts.fabric_config->string() +
+                             (fabric_wlm ? " names " + *fabric_wlm : " names none") +
+                             "; set \"wlm\": \"" + privileged + "\" in the fabric config");
+        return privileged;
+    }
+    if (fabric_wlm) {
+        auto index = parse_vm_name(*fabric_wlm);
+        if (!index || *index > opts.vms)
+            throw UsageError("--fabric-config " + opts.fabric_config->string() + " names " +
+                             *fabric_wlm + " as the WLM partition, but the run has vm1..vm" +
+                             std::to_string(opts.vms));
+        return *fabric_wlm;
+    }
+    return kDefaultWlmPartition;
+}
+
 void validate_boot_args(UpOptions& opts, const UpArgs& args) {
     BootOptions& boot = opts.boot;
     if (args.kernel)
@@ -182,6 +203,7 @@ void validate_boot_args(UpOptions& opts, const UpArgs& args) {
 
 UpOptions validate_up_args(const UpArgs& args, int host_cpus) {
     UpOptions opts;
+    std::optional<std::string> fabric_wlm; // the --fabric-config's "wlm"
     opts.vms = static_cast<int>(integer_in_range("--vms", args.vms, kMinVms, kMaxVms));
     opts.mem_mib = static_cast<int>(integer_in_range("--mem", args.mem, kMinMemMib, kMaxMemMib));
     opts.cpus = static_cast<int>(integer_in_range(
@@ -231,7 +253,7 @@ UpOptions validate_up_args(const UpArgs& args, int host_cpus) {
             throw UsageError("--fabric-config " + *args.fabric_config + ": cannot read it");
         // partlinkd reads it the same way: a bad file is refused here, not in its log.
         try {
-            opts.fabric_wlm = fabric::Config::load(file).wlm();
+            fabric_wlm = fabric::Config::load(file).wlm();
         } catch (const Error& e) {
             throw UsageError("--fabric-config: " + std::string(e.what()));
         }
@@ -240,6 +262,7 @@ UpOptions validate_up_args(const UpArgs& args, int host_cpus) {
     opts.cgroups = !args.no_cgroups;
     if (args.policy)
         validate_policy_arg(opts, *args.policy, host_cpus);
+    opts.wlm = resolve_wlm_partition(opts, fabric_wlm);
     if (args.segments)
         validate_segments_arg(opts, *args.segments);
     validate_boot_args(opts, args);

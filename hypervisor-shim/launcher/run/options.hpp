@@ -20,6 +20,7 @@ inline constexpr int kMinMemMib = 128;
 inline constexpr int kMaxMemMib = 16384;
 inline constexpr int kMaxTimeoutSeconds = 24 * 60 * 60;
 inline constexpr std::size_t kMaxShareTagLength = 31;
+inline constexpr const char* kDefaultWlmPartition = "vm1";
 
 enum class Accel { Auto, Kvm, Tcg };
 // partlink (the default): the one-copy adapter, joined by partlinkd;
@@ -101,11 +102,14 @@ struct UpOptions {
     bool cgroups = true;
     // --policy FILE (absolute) and what it says, checked against the host's
     // CPUs and the run's partitions; nothing: the default policy (an equal
-    // share each, WLM vm1 or the --fabric-config's "wlm").
+    // share each, WLM partition `wlm`).
     std::optional<std::filesystem::path> policy_file;
     std::optional<capacity::Policy> policy;
-    // The --fabric-config's "wlm" partition, if it names one.
-    std::optional<std::string> fabric_wlm;
+    // The run's WLM partition, decided once (resolve in validate_up_args):
+    // the --policy's privileged partition, else the --fabric-config's
+    // "wlm", else vm1.  The default fabric config and the default policy
+    // both take it from here.
+    std::string wlm = kDefaultWlmPartition;
     // --segments FILE (absolute): the shared segments' table, checked
     // against vm1..vmN.
     std::optional<std::filesystem::path> segments;

@@ -165,8 +165,7 @@ Process start_partlinkd(RunState& state, const UpOptions& opts, const Layout& la
         d.config = *opts.fabric_config;
     } else {
         d.config = dir.fabric_config();
-        write_file_atomic(
-            d.config, default_fabric_config(opts.vms, policy ? policy->privileged : vm_name(1)));
+        write_file_atomic(d.config, default_fabric_config(opts.vms, opts.wlm));
     }
     std::optional<fs::path> capacity;
     if (policy)
@@ -278,9 +277,9 @@ void bring_up(const UpOptions& opts, const Layout& layout, const RunDir& dir, co
     std::optional<capacity::Policy> policy;
     if (cgroups) {
         try {
-            policy = opts.policy ? *opts.policy
-                                 : default_run_policy(opts.vms, capacity::host_cpu_count(),
-                                                      opts.fabric_wlm.value_or(vm_name(1)));
+            policy = opts.policy
+                         ? *opts.policy
+                         : default_run_policy(opts.vms, capacity::host_cpu_count(), opts.wlm);
             plan_cgroups(state, *cgroups, *policy);
         } catch (const capacity::PolicyError& e) {
             throw Error(std::string(e.what()) +

@@ -113,14 +113,14 @@ TEST(PolicyForRun, AMemoryRangeBeyondTheBootRamIsNamed) {
 }
 
 TEST(DefaultRunPolicy, EqualSharesAndTheWlmPartition) {
-    const auto policy = default_run_policy(3, 2.0);
+    const auto policy = default_run_policy(3, 2.0, "vm1");
     EXPECT_EQ(policy.privileged, "vm1");
     ASSERT_EQ(policy.partitions.size(), 3u);
     EXPECT_EQ(policy.partitions[2].entitlement.units, 66'666);
     EXPECT_EQ(default_run_policy(3, 2.0, "vm3").privileged, "vm3");
-    // A --fabric-config "wlm" that is no partition leaves vm1.
-    EXPECT_EQ(default_run_policy(3, 2.0, "vm9").privileged, "vm1");
-    EXPECT_THROW(default_run_policy(16, 1.0), cap::PolicyError);
+    // validate_up_args refuses a WLM partition outside the run first.
+    EXPECT_THROW(default_run_policy(3, 2.0, "vm9"), std::logic_error);
+    EXPECT_THROW(default_run_policy(16, 1.0, "vm1"), cap::PolicyError);
 }
 
 class PlanWithPolicy : public ::testing::TestWithParam<cap::CgroupVersion> {
@@ -307,7 +307,7 @@ TEST(UpPolicyOption, TheFabricConfigMustNameThePrivilegedPartition) {
     a.vms = "3";
     a.policy = policy.string();
     a.fabric_config = same.string();
-    EXPECT_EQ(validate_up_args(a, 4).fabric_wlm, "vm2");
+    EXPECT_EQ(validate_up_args(a, 4).wlm, "vm2");
     a.fabric_config = other.string();
     EXPECT_NE(up_usage_error(a).find("makes vm2 the WLM partition but --fabric-config " +
                                      other.string() + " names vm1"),

@@ -121,12 +121,21 @@ TEST(UpOptions, FabricConfig) {
     std::ofstream(dir / "good.json")
         << R"({"networks": {"a": ["vm1"], "b": ["vm2"]}, "wlm": "vm1"})";
     std::ofstream(dir / "bad.json") << "{ not json";
+    std::ofstream(dir / "wlm2.json") << R"({"wlm": "vm2"})";
 
     UpArgs a;
+    EXPECT_EQ(validate_up_args(a, 2).wlm, "vm1"); // the default, without a fabric config
     a.fabric_config = (dir / "good.json").string();
     UpOptions o = validate_up_args(a, 2);
     EXPECT_EQ(o.fabric_config, dir / "good.json");
     EXPECT_TRUE(o.fabric_config->is_absolute());
+    EXPECT_EQ(o.wlm, "vm1");
+    a.fabric_config = (dir / "wlm2.json").string();
+    EXPECT_EQ(validate_up_args(a, 2).wlm, "vm2");
+    a.vms = "1";
+    EXPECT_EQ(usage_error(a), "--fabric-config " + (dir / "wlm2.json").string() +
+                                  " names vm2 as the WLM partition, but the run has vm1..vm1");
+    a.vms = "2";
 
     a.fabric_config = (dir / "missing.json").string();
     EXPECT_EQ(usage_error(a),
