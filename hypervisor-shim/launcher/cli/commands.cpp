@@ -22,6 +22,7 @@
 #include "run/teardown.hpp"
 #include "run/up.hpp"
 #include "run/wlm_logs.hpp"
+#include "text.hpp"
 
 namespace partlink::cli {
 
@@ -44,13 +45,6 @@ Output terminal_output() {
             break;
         }
     });
-}
-
-std::string join(const std::vector<std::string>& items) {
-    std::string out;
-    for (const auto& s : items)
-        out += (out.empty() ? "" : ", ") + s;
-    return out;
 }
 
 // The state of a run that `status` and `ssh` read without changing it.  They
@@ -134,6 +128,14 @@ Output stderr_output() {
     });
 }
 
+// What `up` and `run` boot from, each missing one named with its make target.
+void require_files_for_up(const UpOptions& options, const Layout& layout) {
+    layout.require_qemu();
+    layout.require_images();
+    if (options.net == NetMode::Partlink)
+        layout.require_partlinkd();
+}
+
 // `start` and `stop` need a run that is up: its directory must exist.
 RunDir existing_run(const fs::path& run_dir) {
     auto dir = RunDir::open_existing(run_dir);
@@ -156,10 +158,7 @@ RunDir wlm_run(const fs::path& run_dir) {
 } // namespace
 
 int run_up(const UpOptions& options, const Layout& layout, const fs::path& run_dir) {
-    layout.require_qemu();
-    layout.require_images();
-    if (options.net == NetMode::Partlink)
-        layout.require_partlinkd();
+    require_files_for_up(options, layout);
     RunDir dir = RunDir::open(run_dir);
     if (options.dry_run)
         print_qemu_command_lines(options, layout, dir, terminal_output());
@@ -286,11 +285,8 @@ int run_ssh(const std::string& vm, const std::vector<std::string>& command, cons
 int run_one_shot_command(const UpOptions& options, const std::vector<std::string>& on,
                          const std::vector<std::string>& command, const Layout& layout,
                          const std::optional<std::string>& run_dir) {
-    layout.require_qemu();
-    layout.require_images();
+    require_files_for_up(options, layout);
     layout.require_ssh_files();
-    if (options.net == NetMode::Partlink)
-        layout.require_partlinkd();
     std::optional<fs::path> dir;
     if (run_dir)
         dir = choose_run_dir(run_dir, layout);

@@ -7,6 +7,7 @@
 
 #include "host/ssh.hpp"
 #include "run/capacity_setup.hpp"
+#include "text.hpp"
 
 namespace partlink {
 
@@ -25,17 +26,6 @@ constexpr auto kSshRetryAfterReady = 500ms;
 constexpr auto kSshProbeTimeout = 15s;
 
 volatile sig_atomic_t g_interrupted = 0;
-
-std::string trimmed(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
-        s.pop_back();
-    return s;
-}
-
-void remove_if_exists(const fs::path& p) {
-    std::error_code ec;
-    fs::remove(p, ec);
-}
 
 // Watches a serial console file for the guest init's ready line.
 class ReadyLineWatch {

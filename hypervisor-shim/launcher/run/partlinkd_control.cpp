@@ -12,6 +12,7 @@
 
 #include "error.hpp"
 #include "run/options.hpp"
+#include "text.hpp"
 #include "unique_fd.hpp"
 
 namespace partlink {
@@ -24,12 +25,6 @@ namespace {
 
 constexpr std::size_t kTailLines = 20;
 constexpr auto kPollInterval = 50ms;
-
-std::string trimmed(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
-        s.pop_back();
-    return s;
-}
 
 } // namespace
 

@@ -13,6 +13,7 @@
 #include "error.hpp"
 #include "run/partlinkd_control.hpp"
 #include "run/state.hpp"
+#include "text.hpp"
 
 namespace partlink {
 
@@ -60,13 +61,6 @@ segments::KnownPartitions run_partitions(const RunDir& dir) {
     return names;
 }
 
-std::string join(const std::vector<std::string>& words) {
-    std::string text;
-    for (const auto& word : words)
-        text += (text.empty() ? "" : ", ") + word;
-    return text.empty() ? "-" : text;
-}
-
 } // namespace
 
 segments::Table loaded_segments(const RunDir& dir) {
@@ -90,8 +84,8 @@ int run_segments_list(const RunDir& dir, bool json) {
         table.push_back({segment.at("name").get<std::string>(),
                          std::to_string(segment.at("id").get<std::uint32_t>()),
                          segments::format_size(segment.at("size").get<std::uint64_t>()),
-                         segment.at("pinned").get<bool>() ? "yes" : "no", join(access),
-                         join(segment.at("held_by").get<std::vector<std::string>>())});
+                         segment.at("pinned").get<bool>() ? "yes" : "no", join(access, "-"),
+                         join(segment.at("held_by").get<std::vector<std::string>>(), "-")});
     }
     std::cout << render_table(table);
     if (state.at("segments").empty())

@@ -9,6 +9,7 @@
 #include "run/boot.hpp"
 #include "run/capacity_setup.hpp"
 #include "run/partlinkd_control.hpp"
+#include "text.hpp"
 
 namespace partlink {
 
@@ -19,18 +20,6 @@ using Clock = BootClock;
 namespace {
 
 constexpr auto kFailedQemuGrace = 3s;
-
-std::string join(const std::vector<std::string>& items) {
-    std::string out;
-    for (const auto& s : items)
-        out += (out.empty() ? "" : ", ") + s;
-    return out;
-}
-
-void remove_if_exists(const fs::path& p) {
-    std::error_code ec;
-    fs::remove(p, ec);
-}
 
 RunState load_running_state(const RunDir& dir) {
     std::optional<RunState> state;

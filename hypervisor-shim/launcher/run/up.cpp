@@ -16,6 +16,7 @@
 #include "run/capacity_setup.hpp"
 #include "run/partlinkd_control.hpp"
 #include "run/teardown.hpp"
+#include "text.hpp"
 
 namespace partlink {
 
@@ -34,13 +35,6 @@ std::string utc_now() {
     char buf[32];
     std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
     return buf;
-}
-
-std::string join(const std::vector<std::string>& items) {
-    std::string out;
-    for (const auto& s : items)
-        out += (out.empty() ? "" : ", ") + s;
-    return out;
 }
 
 void refuse_or_clean_up(const RunDir& dir, const Output& out) {
@@ -128,11 +122,6 @@ void set_up_tap_network(RunState& state, const RunDir& dir, const Output& out) {
     }
     out.info("network virtio-tap: bridge " + *state.bridge + " (no host address), taps " +
              join(taps));
-}
-
-void remove_if_exists(const fs::path& p) {
-    std::error_code ec;
-    fs::remove(p, ec);
 }
 
 // What the run's capacity management starts from: the policy copy, no
