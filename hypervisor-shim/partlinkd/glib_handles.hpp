@@ -3,7 +3,8 @@
 #pragma once
 
 #include <glib.h>
-#include <utility>
+
+#include "unique_handle.hpp"
 
 namespace partlink::daemon {
 
@@ -22,34 +23,14 @@ private:
     GMainLoop* loop_;
 };
 
+struct SourceTraits {
+    using Value = guint;
+    static constexpr guint kNone = 0;
+    static void close(guint id) noexcept { g_source_remove(id); }
+};
+
 // A source attached to the default main context.  A callback that returns
 // G_SOURCE_REMOVE must release() its handle first.
-class Source {
-public:
-    Source() noexcept = default;
-    explicit Source(guint id) noexcept
-        : id_(id) {}
-    Source(Source&& other) noexcept
-        : id_(other.release()) {}
-    Source& operator=(Source&& other) noexcept {
-        if (this != &other)
-            reset(other.release());
-        return *this;
-    }
-    Source(const Source&) = delete;
-    Source& operator=(const Source&) = delete;
-    ~Source() { reset(); }
-
-    explicit operator bool() const noexcept { return id_ != 0; }
-    guint release() noexcept { return std::exchange(id_, 0); }
-    void reset(guint id = 0) noexcept {
-        if (id_ != 0)
-            g_source_remove(id_);
-        id_ = id;
-    }
-
-private:
-    guint id_ = 0;
-};
+using Source = UniqueHandle<SourceTraits>;
 
 } // namespace partlink::daemon
