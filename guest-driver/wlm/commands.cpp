@@ -14,6 +14,7 @@
 #include <sys/utsname.h>
 #include <variant>
 
+#include "clock.hpp"
 #include "exit_status.hpp"
 #include "mailbox.hpp"
 #include "manager.hpp"
@@ -24,15 +25,8 @@
 namespace plwlm {
 namespace {
 
-double mono_now() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
-
-double wall_now() {
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
+using partlink::mono_now;
+using partlink::wall_now;
 
 std::string host_name() {
     utsname u{};

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <vector>
 
+#include "clock.hpp"
 #include "exit_status.hpp"
 #include "signals.hpp"
 
@@ -20,15 +21,8 @@ namespace {
 
 constexpr double kForever = std::numeric_limits<double>::infinity();
 
-double mono_now() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
-
-double wall_now() {
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
+using partlink::mono_now;
+using partlink::wall_now;
 
 int timeout_ms(double deadline, double now) {
     if (deadline == kForever)
