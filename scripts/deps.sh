@@ -20,7 +20,7 @@ PACKAGES=(
 	seabios qemu-system-data ipxe-qemu
 	linux-headers-amd64 kmod cpio busybox-static dropbear-bin iperf3 ethtool
 	sockperf
-	openssh-client iproute2 procps
+	openssh-client iproute2 procps gdb
 	libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev
 	clang-format linux-source-6.1
 )
