@@ -165,7 +165,12 @@ declare -A REQUIRED=(
 	[DEVTMPFS]="Device Drivers > Generic Driver Options > Maintain a devtmpfs filesystem to mount at /dev"
 	# partlink.ko is always a module, whatever else is built in.
 	[MODULES]="Enable loadable module support"
+	# partlink.ko's receive buffers come from a page_pool.  PAGE_POOL has no
+	# prompt of its own; BPF_SYSCALL selects it (so do some NIC drivers).
+	[PAGE_POOL]="General setup > BPF subsystem > Enable bpf() system call"
 )
+# The option that selects one that menuconfig does not offer itself.
+declare -A SELECTED_BY=([PAGE_POOL]=BPF_SYSCALL)
 declare -A WANTED=(
 	[NET_9P_VIRTIO]="Networking support > Plan 9 Resource Sharing Support (9P2000) > 9P Virtio Transport"
 	[9P_FS]="File systems > Network File Systems > Plan 9 Resource Sharing Support (9P2000)"
@@ -176,11 +181,14 @@ declare -A WHY=([NET_9P_VIRTIO]="shares (partlink.share=) won't mount"
 	[VIRTIO_BALLOON]="memory directives won't move the guest's RAM")
 config_value() { sed -n "s/^CONFIG_$1=//p" "$CONFIG" | head -n 1; }
 missing=0
-for opt in PCI PCI_MSI VIRTIO_PCI VIRTIO_NET BLK_DEV_INITRD RD_GZIP DEVTMPFS MODULES; do
+for opt in PCI PCI_MSI VIRTIO_PCI VIRTIO_NET BLK_DEV_INITRD RD_GZIP DEVTMPFS MODULES PAGE_POOL; do
 	case $(config_value "$opt") in
 	y | m) ;;
 	*)
-		echo "kernel: error: $REL lacks CONFIG_$opt: enable CONFIG_$opt (${REQUIRED[$opt]}) and rebuild" >&2
+		how="enable CONFIG_$opt (${REQUIRED[$opt]})"
+		[ -z "${SELECTED_BY[$opt]:-}" ] ||
+			how="enable CONFIG_${SELECTED_BY[$opt]} (${REQUIRED[$opt]}), which selects it,"
+		echo "kernel: error: $REL lacks CONFIG_$opt: $how and rebuild" >&2
 		missing=1
 		;;
 	esac
