@@ -30,21 +30,27 @@ namespace fs = std::filesystem;
 
 namespace {
 
-Output terminal_output() {
-    return Output([](Output::Kind kind, std::string_view text) {
+// Progress on `progress` (stdout, or stderr where stdout is a command's),
+// warnings on stderr.
+Output stream_output(std::ostream& progress) {
+    return Output([&progress](Output::Kind kind, std::string_view text) {
         switch (kind) {
         case Output::Kind::Info:
-            std::cout << "partlink: " << text << std::endl;
+            progress << "partlink: " << text << std::endl;
             break;
         case Output::Kind::Item:
-            std::cout << "  " << text << std::endl;
+            progress << "  " << text << std::endl;
             break;
         case Output::Kind::Warning:
-            std::cout.flush();
+            progress.flush();
             std::cerr << "partlink: warning: " << text << std::endl;
             break;
         }
     });
+}
+
+Output terminal_output() {
+    return stream_output(std::cout);
 }
 
 // The state of a run that `status` and `ssh` read without changing it.  They
@@ -109,23 +115,6 @@ const PartitionRecord* running_partition(const Observed& observed, const std::st
 SshTarget ssh_target(const PartitionRecord& p, const Layout& layout) {
     return {layout.ssh_identity(), layout.ssh_known_hosts(),
             static_cast<std::uint16_t>(p.ssh_port)};
-}
-
-// `run`'s own progress goes to stderr: stdout is the command's.
-Output stderr_output() {
-    return Output([](Output::Kind kind, std::string_view text) {
-        switch (kind) {
-        case Output::Kind::Info:
-            std::cerr << "partlink: " << text << std::endl;
-            break;
-        case Output::Kind::Item:
-            std::cerr << "  " << text << std::endl;
-            break;
-        case Output::Kind::Warning:
-            std::cerr << "partlink: warning: " << text << std::endl;
-            break;
-        }
-    });
 }
 
 // What `up` and `run` boot from, each missing one named with its make target.
@@ -290,7 +279,7 @@ int run_one_shot_command(const UpOptions& options, const std::vector<std::string
     std::optional<fs::path> dir;
     if (run_dir)
         dir = choose_run_dir(run_dir, layout);
-    return run_one_shot(options, on, command, layout, dir, stderr_output());
+    return run_one_shot(options, on, command, layout, dir, stream_output(std::cerr));
 }
 
 int run_driver_reload(const std::vector<std::string>& vms,
