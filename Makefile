@@ -20,6 +20,7 @@ help:
 	@echo "make qemu         build QEMU with the partlink-pci device -> $(QEMU_BIN)"
 	@echo "make images       build the guest kernel, initramfs and partlink.ko -> build/images/"
 	@echo "make driver       rebuild partlink.ko (incrementally) for the kernel the partitions run"
+	@echo "                  (of build/run, or RUN_DIR=DIR)"
 	@echo "                  -> build/driver/<release>/partlink.ko"
 	@echo "make shim         build the partlink launcher -> $(PARTLINK)"
 	@echo "make demo         build what is missing, boot 2 guests, ping/iperf3/ssh between them"
@@ -48,7 +49,7 @@ images: deps shim
 # partlink.ko for the kernel in build/run/kdir (the one `partlink up` booted),
 # else the image's Debian kernel.  No deps: this is the edit-compile loop.
 driver:
-	@scripts/build-driver.sh --build-dir $(BUILD)
+	@scripts/build-driver.sh --build-dir $(BUILD) $(if $(RUN_DIR),--run-dir $(RUN_DIR))
 
 shim: deps
 	@test -f $(MESON_DIR)/build.ninja || \

@@ -1,12 +1,13 @@
 #!/bin/bash
 # Build partlink.ko, incrementally, for one guest kernel.
 #
-#   scripts/build-driver.sh [--kdir KDIR] [--build-dir BUILD_DIR] [--quiet]
+#   scripts/build-driver.sh [--kdir KDIR] [--build-dir BUILD_DIR]
+#                           [--run-dir RUN_DIR] [--quiet]
 #
 # KDIR is a configured kernel build tree or a headers package
 # (/usr/src/linux-headers-<rel>).  Without --kdir: the KDIR of the kernel
-# the running partitions booted, which the launcher writes to
-# BUILD_DIR/run/kdir, or else the image's own Debian kernel
+# the running partitions booted, which the launcher writes to RUN_DIR/kdir
+# (default BUILD_DIR/run, `make driver RUN_DIR=...`), or else the image's own Debian kernel
 # (/usr/src/linux-headers-$(cat BUILD_DIR/images/kernel-release)).
 #
 # Writes BUILD_DIR/driver/<rel>/:
@@ -25,6 +26,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=$REPO/build
 KDIR=
+RUN_DIR=
 QUIET=
 
 log() { [ -n "$QUIET" ] || echo "driver: $*"; }
@@ -39,6 +41,8 @@ while [ $# -gt 0 ]; do
 	--kdir=*) KDIR=${1#*=}; shift ;;
 	--build-dir) BUILD_DIR=${2:?--build-dir needs a directory}; shift 2 ;;
 	--build-dir=*) BUILD_DIR=${1#*=}; shift ;;
+	--run-dir) RUN_DIR=${2:?--run-dir needs a directory}; shift 2 ;;
+	--run-dir=*) RUN_DIR=${1#*=}; shift ;;
 	--quiet) QUIET=1; shift ;;
 	-h | --help) sed -n '2,/^set -e/{/^set -e/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
 	*) die "unknown argument '$1' (see $0 --help)" ;;
@@ -47,9 +51,15 @@ done
 mkdir -p "$BUILD_DIR"
 BUILD_DIR=$(cd "$BUILD_DIR" && pwd)
 
+# A run named on purpose must say which kernel it boots; the default one
+# may simply not be up (then: the image's kernel).
+if [ -n "$RUN_DIR" ] && [ -z "$KDIR" ] && [ ! -s "$RUN_DIR/kdir" ]; then
+	die "$RUN_DIR/kdir is missing: is a run up there? (partlink --run-dir $RUN_DIR up)"
+fi
+RUN_DIR=${RUN_DIR:-$BUILD_DIR/run}
 if [ -z "$KDIR" ]; then
-	if [ -s "$BUILD_DIR/run/kdir" ]; then
-		KDIR=$(cat "$BUILD_DIR/run/kdir")
+	if [ -s "$RUN_DIR/kdir" ]; then
+		KDIR=$(cat "$RUN_DIR/kdir")
 	elif [ -s "$BUILD_DIR/images/kernel-release" ]; then
 		KDIR=/usr/src/linux-headers-$(cat "$BUILD_DIR/images/kernel-release")
 	else
