@@ -404,3 +404,18 @@ int cli_common_opt(struct cli *c, int opt, const char *arg)
 		return 0;
 	}
 }
+
+int cli_reset(struct cli *c, struct plseg *seg, int force)
+{
+	int err = plseg_layout_reset(seg, force);
+
+	if (err == -EBUSY) {
+		fprintf(stderr,
+			"%s: segment %s has a live end (its heartbeat moves); --force resets it anyway\n",
+			c->prog, c->name);
+		return EXIT_BUSY;
+	}
+	if (err)
+		return cli_fail(c, "resetting", err, NULL, NULL);
+	return EXIT_OK;
+}

@@ -55,6 +55,12 @@ int cli_open(struct cli *c, struct plseg **seg);
 int cli_fail(struct cli *c, const char *what, int err,
 	     const struct plseg_peer *peer, const char *peer_role);
 
+/*
+ * `reset [--force]`: clears the segment's channel layout; EXIT_BUSY while an
+ * end's heartbeat still moves, unless forced.
+ */
+int cli_reset(struct cli *c, struct plseg *seg, int force);
+
 void cli_chan_opts(const struct cli *c, struct plseg_chan_opts *o,
 		   struct plseg_peer *holder);
 

@@ -653,17 +653,7 @@ static int do_status(struct args *a, struct plseg *seg)
 
 static int do_reset(struct args *a, struct plseg *seg)
 {
-	int err = plseg_layout_reset(seg, a->force);
-
-	if (err == -EBUSY) {
-		fprintf(stderr,
-			"%s: segment %s has a live end (its heartbeat moves); --force resets it anyway\n",
-			a->c.prog, a->c.name);
-		return EXIT_BUSY;
-	}
-	if (err)
-		return cli_fail(&a->c, "resetting", err, NULL, NULL);
-	return EXIT_OK;
+	return cli_reset(&a->c, seg, a->force);
 }
 
 static const struct {

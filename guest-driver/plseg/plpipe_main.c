@@ -61,9 +61,35 @@ static void report(struct cli *c, struct plpipe *p, const char *verb,
 		(unsigned long long)st.rings, (unsigned long long)st.sleeps);
 }
 
+/*
+ * Attaches as the pipe's sender or receiver, with a copy buffer.  Returns 0,
+ * or the exit status after saying what failed.
+ */
+static int attach_end(struct cli *c, struct plseg *seg, enum plseg_role role,
+		      struct plseg_peer *who, struct plpipe **p, char **buf)
+{
+	const char *me = role == PLSEG_WRITER ? "sender" : "receiver";
+	struct plseg_chan_opts o;
+	char what[32];
+	int err;
+
+	cli_chan_opts(c, &o, who);
+	err = plpipe_attach(seg, role, &o, p);
+	if (err) {
+		snprintf(what, sizeof(what), "attaching as the %s", me);
+		return cli_fail(c, what, err, who, me);
+	}
+	*buf = malloc(BUF_SIZE);
+	if (!*buf) {
+		plpipe_abort(*p);
+		return cli_fail(c, role == PLSEG_WRITER ? "sending" : "receiving",
+				-ENOMEM, NULL, NULL);
+	}
+	return EXIT_OK;
+}
+
 static int do_send(struct cli *c, struct plseg *seg)
 {
-	struct plseg_chan_opts o;
 	struct plseg_peer who = { 0, 0 };
 	struct plpipe *p;
 	uint64_t total = 0;
@@ -72,16 +98,9 @@ static int do_send(struct cli *c, struct plseg *seg)
 	char *buf;
 	int err, st;
 
-	cli_chan_opts(c, &o, &who);
-	err = plpipe_attach(seg, PLSEG_WRITER, &o, &p);
-	if (err)
-		return cli_fail(c, "attaching as the sender", err, &who,
-				"sender");
-	buf = malloc(BUF_SIZE);
-	if (!buf) {
-		plpipe_abort(p);
-		return cli_fail(c, "sending", -ENOMEM, NULL, NULL);
-	}
+	st = attach_end(c, seg, PLSEG_WRITER, &who, &p, &buf);
+	if (st)
+		return st;
 	t0 = cli_now();
 	for (;;) {
 		n = cli_read(STDIN_FILENO, buf, BUF_SIZE, tick, p);
@@ -114,7 +133,6 @@ abort:
 
 static int do_recv(struct cli *c, struct plseg *seg)
 {
-	struct plseg_chan_opts o;
 	struct plseg_peer who = { 0, 0 };
 	struct plpipe *p;
 	uint64_t total = 0;
@@ -123,16 +141,9 @@ static int do_recv(struct cli *c, struct plseg *seg)
 	char *buf;
 	int err, st;
 
-	cli_chan_opts(c, &o, &who);
-	err = plpipe_attach(seg, PLSEG_READER, &o, &p);
-	if (err)
-		return cli_fail(c, "attaching as the receiver", err, &who,
-				"receiver");
-	buf = malloc(BUF_SIZE);
-	if (!buf) {
-		plpipe_abort(p);
-		return cli_fail(c, "receiving", -ENOMEM, NULL, NULL);
-	}
+	st = attach_end(c, seg, PLSEG_READER, &who, &p, &buf);
+	if (st)
+		return st;
 	t0 = cli_now();
 	for (;;) {
 		if (cli_stop) {
@@ -170,21 +181,6 @@ static int do_status(struct cli *c, struct plseg *seg)
 	plseg_layout_describe(seg, text, sizeof(text));
 	fputs(text, stdout);
 	(void)c;
-	return EXIT_OK;
-}
-
-static int do_reset(struct cli *c, struct plseg *seg, int force)
-{
-	int err = plseg_layout_reset(seg, force);
-
-	if (err == -EBUSY) {
-		fprintf(stderr,
-			"%s: segment %s has a live end (its heartbeat moves); --force resets it anyway\n",
-			c->prog, c->name);
-		return EXIT_BUSY;
-	}
-	if (err)
-		return cli_fail(c, "resetting", err, NULL, NULL);
 	return EXIT_OK;
 }
 
@@ -241,7 +237,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(cmd, "status"))
 		st = do_status(&c, seg);
 	else
-		st = do_reset(&c, seg, force);
+		st = cli_reset(&c, seg, force);
 	plseg_close(seg);
 	return st;
 bad:

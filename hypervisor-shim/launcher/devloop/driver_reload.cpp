@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "devloop/gdb.hpp"
+#include "devloop/kernel.hpp"
 #include "error.hpp"
 #include "host/process.hpp"
 #include "host/ssh.hpp"
@@ -19,10 +20,10 @@ namespace {
 constexpr auto kReloadTimeout = 60s;
 
 std::string modinfo(const fs::path& module, const char* field) {
-    CommandResult r = run_command({"modinfo", "-F", field, module.string()}, 10s);
-    if (!r.status.success())
-        throw Error("modinfo cannot read " + module.string() + ": " + r.output);
-    return r.output.substr(0, r.output.find('\n'));
+    std::string value = module_info(module, field);
+    if (value.empty())
+        throw Error("modinfo cannot read the " + std::string(field) + " of " + module.string());
+    return value;
 }
 
 // The script's last line: "reload: ok OLD NEW DETAIL..." or

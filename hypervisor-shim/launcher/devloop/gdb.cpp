@@ -3,6 +3,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "devloop/kernel.hpp"
 #include "error.hpp"
 #include "host/process.hpp"
 #include "run/run_dir.hpp"
@@ -44,11 +45,6 @@ std::vector<std::string> build_gdb_argv(const RunState& state, const PartitionRe
 
 namespace {
 
-std::string srcversion_of(const fs::path& module) {
-    CommandResult r = run_command({"modinfo", "-F", "srcversion", module.string()}, 10s);
-    return r.status.success() ? r.output.substr(0, r.output.find('\n')) : std::string();
-}
-
 // Asks the guest what it runs and where, and finds the file that matches:
 // symbols from another build would put every name at a wrong address.
 std::optional<LoadedModule> loaded_module(const RunState& state, const PartitionRecord& p,
@@ -69,7 +65,7 @@ std::optional<LoadedModule> loaded_module(const RunState& state, const Partition
     }
     std::error_code ec;
     for (const auto& file : candidate_modules(state, p, layout))
-        if (fs::is_regular_file(file, ec) && srcversion_of(file) == srcversion)
+        if (fs::is_regular_file(file, ec) && module_info(file, "srcversion") == srcversion)
             return LoadedModule{file, text};
     std::cerr << "partlink: no partlink.ko here matches what " << p.name << " runs (srcversion "
               << srcversion << "); its symbols are not loaded\n";

@@ -1,6 +1,5 @@
 #include "devloop/kernel.hpp"
 
-#include <cstdlib>
 #include <sstream>
 
 #include "error.hpp"
@@ -85,6 +84,11 @@ BootRecord prepared_kernel(const fs::path& kernel, const Layout& layout, const O
 }
 
 } // namespace
+
+std::string module_info(const fs::path& module, const char* field) {
+    CommandResult r = run_command({"modinfo", "-F", field, module.string()}, 10s);
+    return r.status.success() ? r.output.substr(0, r.output.find('\n')) : std::string();
+}
 
 BootRecord resolve_boot(const BootOptions& options, const Layout& layout, const Output& out) {
     BootRecord b =

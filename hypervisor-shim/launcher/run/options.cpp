@@ -106,10 +106,6 @@ void validate_policy_arg(UpOptions& opts, const std::string& arg, int host_cpus)
     opts.policy = std::move(policy);
 }
 
-} // namespace
-
-namespace {
-
 // partlinkd loads the table the same way: a bad one is refused here, with
 // the exact reason, before anything boots.
 void validate_segments_arg(UpOptions& opts, const std::string& arg) {
