@@ -244,8 +244,16 @@ static int pipe_decide(struct plchan *c, const struct verdict *other,
 	uint64_t peer = ld64(&c->peer->owner);
 
 	if (c->role == PLSEG_WRITER) {
-		if (!wt)
-			return D_JOIN;	/* the session awaits its writer */
+		if (!wt) {
+			if (!rt)
+				return D_JOIN;	/* a new session */
+			/* its reader gave up before any writer came */
+			if (peer != rt || ld32(&c->q->r.closed))
+				return D_RESET;
+			if (other->token != peer)
+				goto judge_peer;
+			return other->v == V_ALIVE ? D_JOIN : D_RESET;
+		}
 		if (!peer)
 			return D_RESET;
 		if (other->token != peer)

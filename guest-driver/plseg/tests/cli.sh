@@ -233,11 +233,11 @@ grep -q 'the receiver went away' "$tmp/send4.err" || fail "$(cat "$tmp/send4.err
 [ $(((t1 - t0) / 1000000)) -lt 1000 ] || fail "the sender took $(((t1 - t0) / 1000000)) ms to notice"
 
 say "1 stdout closed early: the receiver fails, the sender hears of it"
-yes | "$plpipe" send p4 --path "$segs" 2>"$tmp/send5.err" &
+yes | "$plpipe" send p4 --path "$segs" --timeout 20 2>"$tmp/send5.err" &
 s=$!
 pids+=("$s")
 set -o pipefail
-"$plpipe" recv p4 --path "$segs" 2>"$tmp/recv5.err" | head -c 10 >/dev/null
+"$plpipe" recv p4 --path "$segs" --timeout 20 2>"$tmp/recv5.err" | head -c 10 >/dev/null
 st=$?
 set +o pipefail
 [ "$st" -eq 1 ] || fail "recv | head exited $st: $(cat "$tmp/recv5.err")"

@@ -312,6 +312,31 @@ TEST(Pipe, NewReaderDoesNotInheritADeadWritersHalfStream) {
     EXPECT_EQ(wait_child(r), 0);
 }
 
+TEST(Pipe, NewWriterDoesNotJoinASessionWhoseReaderLeft) {
+    Segment seg(kSegSize);
+    Doorbells bells;
+    // A reader that gave up before any writer came (plpipe recv
+    // --timeout, or ^C) leaves a session with a reader token and no
+    // writer.
+    {
+        Handle h(seg, bells, 1);
+        plpipe* p = nullptr;
+        ASSERT_EQ(plpipe_attach(h, PLSEG_READER, nullptr, &p), 0);
+        char buf[16];
+        EXPECT_EQ(plpipe_read(p, buf, sizeof(buf), 50), -ETIMEDOUT);
+        plpipe_close(p);
+    }
+    // The next writer, first to arrive, starts a new stream instead of
+    // joining that one and hearing at once that its reader went away;
+    // the reader that follows gets the stream whole.
+    pid_t w = fork_child([&] { return write_stream(seg, bells, 2, 78, 50000, 999, 1); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    pid_t r = fork_child([&] { return read_stream(seg, bells, 1, 78, 50000, 0); });
+    EXPECT_EQ(wait_child(w), 0);
+    EXPECT_EQ(wait_child(r), 0);
+    EXPECT_EQ(bells.shared().value[0].load(), bells.shared().value[1].load());
+}
+
 TEST(Pipe, HeartbeatMovesWhileBlocked) {
     Segment seg(kSegSize);
     Doorbells bells;
