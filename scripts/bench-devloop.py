@@ -35,7 +35,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,8 @@ import time
 from pathlib import Path
 
 from termination import stop_cleanly_on_termination  # this directory
+sys.path.insert(0, str(Path(__file__).resolve().parent / "lib"))
+from procs import kill_partlinkds, kill_qemus  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "build"
@@ -127,30 +128,9 @@ def summary(reps):
 
 # ---------------------------------------------------------------- measuring
 
-def own_pids(marker):
-    """QEMUs and partlinkds whose command line names marker."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        exe = cmdline.split(b"\0")[0]
-        if (b"qemu-system" in exe or exe.endswith(b"partlinkd")) and \
-                str(marker).encode() in cmdline:
-            pids.append(int(proc.name))
-    return pids
-
-
 def kill_own(marker):
-    for pid in own_pids(marker):
-        try:
-            os.kill(pid, signal.SIGKILL)
-            log(f"killed pid {pid}, left behind in {marker}")
-        except ProcessLookupError:
-            pass
+    for pid in kill_qemus(marker) + kill_partlinkds(marker):
+        log(f"killed pid {pid}, left behind in {marker}")
 
 
 def sh(argv, timeout=600, env=None):

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# procs: finding the processes a test started, shared with the scripts
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts" / "lib"))
 
 from procs import kill_partlinkds, kill_qemus  # noqa: E402
 

@@ -12,12 +12,15 @@
 #include "host/net_setup.hpp"
 #include "run/capacity_setup.hpp"
 #include "run/options.hpp"
+#include "run_state_fixture.hpp"
 
 namespace partlink {
 namespace {
 
 namespace fs = std::filesystem;
 namespace cap = partlink::capacity;
+using cap::testing::TempDir;
+using partlink::testing::state_of;
 
 cap::Policy policy_of(const std::string& text, double host_cpus = 4) {
     return cap::parse_policy_text(text, host_cpus, "policy.json");
@@ -28,37 +31,6 @@ const char* kThree = R"({"privileged": "vm2", "partitions": [
     {"name": "vm1", "entitlement": 0.5, "min": 0.2, "max": 1, "weight": 50},
     {"name": "vm2", "entitlement": 1, "min": 0.5, "max": 2},
     {"name": "vm3", "entitlement": 1.5, "weight": 300}]})";
-
-class TempDir {
-public:
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "partlink-capsetup-XXXXXX").string();
-        if (!mkdtemp(tmpl.data()))
-            throw std::runtime_error("mkdtemp");
-        path_ = fs::canonical(tmpl);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    const fs::path& path() const { return path_; }
-
-private:
-    fs::path path_;
-};
-
-RunState state_of(int vms, const fs::path& run_dir) {
-    RunState s;
-    s.run_dir = run_dir;
-    s.settings.vms = vms;
-    for (int i = 1; i <= vms; ++i) {
-        PartitionRecord p;
-        p.name = vm_name(i);
-        p.index = i;
-        s.partitions.push_back(p);
-    }
-    return s;
-}
 
 std::string usage_error_of(const cap::Policy& policy, int vms) {
     try {

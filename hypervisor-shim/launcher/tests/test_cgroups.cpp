@@ -7,6 +7,7 @@
 #include "host/net_setup.hpp"
 #include "run/capacity_setup.hpp"
 #include "run/state.hpp"
+#include "run_state_fixture.hpp"
 
 namespace partlink {
 namespace {
@@ -16,19 +17,7 @@ using capacity::CgroupVersion;
 using capacity::testing::FakeHost;
 using capacity::testing::read_file;
 using capacity::testing::write_file;
-
-RunState state_of(int vms, const fs::path& run_dir = "/tmp/some-run") {
-    RunState s;
-    s.run_dir = run_dir;
-    s.settings.vms = vms;
-    for (int i = 1; i <= vms; ++i) {
-        PartitionRecord p;
-        p.name = vm_name(i);
-        p.index = i;
-        s.partitions.push_back(p);
-    }
-    return s;
-}
+using partlink::testing::state_of;
 
 class CgroupsTest : public ::testing::TestWithParam<CgroupVersion> {
 protected:

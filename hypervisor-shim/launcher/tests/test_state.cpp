@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "fake_cgroup.hpp"
 #include "run/run_dir.hpp"
 #include "run/state.hpp"
 
 using namespace partlink;
 namespace fs = std::filesystem;
+using partlink::capacity::testing::TempDir;
 
 namespace {
 
@@ -49,24 +51,6 @@ std::string corrupt_reason(const std::string& text) {
     }
     return "(parsed)";
 }
-
-class TempDir {
-public:
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "partlink-test-XXXXXX").string();
-        if (!mkdtemp(tmpl.data()))
-            throw std::runtime_error("mkdtemp failed");
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    const fs::path& path() const { return path_; }
-
-private:
-    fs::path path_;
-};
 
 } // namespace
 
